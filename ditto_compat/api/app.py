@@ -1,0 +1,79 @@
+"""The ASGI application: Ditto's HTTP API v2 on Starlette.
+
+Starlette rather than FastAPI: Ditto's API has its own error contract and header semantics, and the hot paths
+keep Thing JSON as plain dicts (DESIGN.md conventions), so request models and per-request validation would be
+overhead without benefit. Routes stay thin: authenticate, parse a command, call the dispatcher, render.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ditto_compat.api.context import AppContext
+from ditto_compat.api.http import error_response
+from ditto_compat.api.status import health, whoami
+from ditto_compat.api.things import things_endpoint
+from ditto_compat.auth.authenticator import Authenticator
+from ditto_compat.auth.htpasswd import Htpasswd
+from ditto_compat.errors import MethodNotAllowed, ResourceNotFound
+from ditto_compat.persistence.factory import create_store
+from ditto_compat.persistence.ports import Store
+from ditto_compat.service.dispatcher import Dispatcher
+from ditto_compat.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALL_METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def build_context(settings: Settings, store: Store | None = None) -> AppContext:
+    users = Htpasswd.from_file(settings.htpasswd) if settings.htpasswd else Htpasswd.single("ditto", "ditto")
+    devops = Htpasswd.single(settings.devops_user, settings.devops_password)
+    authenticator = Authenticator(users, pre_authenticated=settings.pre_authenticated, devops=devops)
+    if store is None:
+        store = create_store(
+            data_dir=settings.data_dir,
+            mongo_uri=settings.mongo_uri,
+            mongo_database=settings.mongo_database,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+    return AppContext(settings, store, Dispatcher(store), authenticator)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        return error_response(MethodNotAllowed(), None)
+    return error_response(ResourceNotFound(f"The resource '{request.url.path}' does not exist."), None)
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
+    ctx = build_context(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await ctx.store.open()
+        ctx.ready = True
+        log.info("ditto-compat ready on %s storage", settings.storage_name)
+        try:
+            yield
+        finally:
+            ctx.ready = False
+            await ctx.store.close()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/api/2/whoami", whoami, methods=["GET"]),
+        Route("/api/2/things", things_endpoint, methods=ALL_METHODS),
+        Route("/api/2/things/{rest:path}", things_endpoint, methods=ALL_METHODS),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_found})
+    app.state.ctx = ctx
+    return app

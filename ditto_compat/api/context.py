@@ -1,0 +1,19 @@
+"""What every route needs, built once at start-up and kept on ``app.state.ctx``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ditto_compat.auth.authenticator import Authenticator
+from ditto_compat.persistence.ports import Store
+from ditto_compat.service.dispatcher import Dispatcher
+from ditto_compat.settings import Settings
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: Settings
+    store: Store
+    dispatcher: Dispatcher
+    authenticator: Authenticator
+    ready: bool = False

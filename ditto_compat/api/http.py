@@ -1,0 +1,148 @@
+"""HTTP plumbing shared by every route: Ditto headers in, Ditto error JSON out (``httpapi-concepts``).
+
+Routes parse a request into a command and render an outcome; nothing here knows about Things.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ditto_compat.errors import (
+    DittoError,
+    DuplicateHeaderField,
+    InternalError,
+    RequestEntityTooLarge,
+)
+from ditto_compat.model.headers import (
+    CommandHeaders,
+    new_correlation_id,
+    parse_bool,
+    parse_entity_tags,
+    parse_if_equal,
+    parse_timeout,
+)
+from ditto_compat.model.jsonio import dumps, loads
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+JSON = "application/json"
+
+# gateway.conf "query-params-as-headers": these may come as query parameters as well as headers
+QUERY_PARAMS_AS_HEADERS = frozenset(
+    {
+        "accept",
+        "channel",
+        "correlation-id",
+        "requested-acks",
+        "declared-acks",
+        "response-required",
+        "timeout",
+        "live-channel-timeout-strategy",
+        "allow-policy-lockout",
+        "condition",
+        "live-channel-condition",
+        "at-historical-revision",
+        "at-historical-timestamp",
+        "dry-run",
+    }
+)
+
+
+def header_or_param(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None and name in QUERY_PARAMS_AS_HEADERS:
+        value = request.query_params.get(name)
+    return value
+
+
+def correlation_id_of(request: Request) -> str:
+    """``x-correlation-id`` wins over ``correlation-id``; a repeated one is a client error."""
+    for name in ("x-correlation-id", "correlation-id"):
+        values = request.headers.getlist(name)
+        if len(values) > 1:
+            raise DuplicateHeaderField(
+                f"The header '{name}' was sent more than once.", "Send each header field only once."
+            )
+    value = request.headers.get("x-correlation-id") or header_or_param(request, "correlation-id")
+    return value or new_correlation_id()
+
+
+def command_headers(request: Request, correlation_id: str) -> CommandHeaders:
+    """Parse the headers (and header-like query parameters) a command carries."""
+    kwargs: dict[str, Any] = {"correlation_id": correlation_id}
+    if (value := header_or_param(request, "response-required")) is not None:
+        kwargs["response_required"] = parse_bool("response-required", value)
+    if (value := header_or_param(request, "timeout")) is not None:
+        kwargs["timeout_s"] = parse_timeout(value)
+    if (value := request.headers.get("if-match")) is not None:
+        kwargs["if_match"] = parse_entity_tags("if-match", value)
+    if (value := request.headers.get("if-none-match")) is not None:
+        kwargs["if_none_match"] = parse_entity_tags("if-none-match", value)
+    if (value := request.headers.get("if-equal")) is not None:
+        kwargs["if_equal"] = parse_if_equal(value)
+    if (value := header_or_param(request, "allow-policy-lockout")) is not None:
+        kwargs["allow_policy_lockout"] = parse_bool("allow-policy-lockout", value)
+    if (value := header_or_param(request, "dry-run")) is not None:
+        kwargs["dry_run"] = parse_bool("dry-run", value)
+    return CommandHeaders(**kwargs)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refusing more than 1 MiB (Ditto's gateway limit) without reading it all."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    return loads(await read_body(request))
+
+
+def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(value), status_code=status, headers=headers, media_type=JSON)
+
+
+def error_response(error: DittoError, correlation_id: str | None) -> Response:
+    headers = dict(error.headers)
+    if correlation_id:
+        headers["correlation-id"] = correlation_id
+    if error.status == 304:
+        return Response(status_code=304, headers=headers)
+    return json_response(error.status, error.to_json(), headers)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def ditto_endpoint(fn: Endpoint) -> Endpoint:
+    """Render every failure as Ditto error JSON: a DittoError as itself, anything else as a logged 500
+    without internals, so that no input ever produces a stack trace on the wire."""
+
+    @wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except DittoError as error:
+            return error_response(
+                error, request.headers.get("x-correlation-id") or request.headers.get("correlation-id")
+            )
+        except Exception:
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            return error_response(InternalError(), request.headers.get("correlation-id"))
+
+    return wrapper

@@ -1,0 +1,26 @@
+"""``/health`` (unauthenticated, as Ditto's gateway) and ``/api/2/whoami`` (``basic-auth``)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ditto_compat.api.context import AppContext
+from ditto_compat.api.http import correlation_id_of, ditto_endpoint, json_response
+
+
+@ditto_endpoint
+async def health(request: Request) -> Response:
+    ctx: AppContext = request.app.state.ctx
+    storage = await ctx.store.health()
+    up = ctx.ready and storage.get("status") == "UP"
+    body = {"status": "UP" if up else "DOWN", "components": {"storage": storage}}
+    return json_response(200 if up else 503, body)
+
+
+@ditto_endpoint
+async def whoami(request: Request) -> Response:
+    ctx: AppContext = request.app.state.ctx
+    correlation_id = correlation_id_of(request)
+    auth = ctx.authenticator.authenticate(request.headers, request.query_params)
+    return json_response(200, auth.to_whoami(), {"correlation-id": correlation_id})

@@ -1,0 +1,225 @@
+"""``/api/2/things``: the Things HTTP API of Ditto's OpenAPI (``httpapi-concepts``, ``basic-thing``).
+
+One endpoint parses the raw path itself: thing ids contain ``:`` and arrive encoded or not depending on the
+client, and every sub-resource below a Thing is a JSON pointer. Each request becomes one
+:class:`ThingCommand` for the dispatcher; the outcome becomes Ditto's status, headers and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ditto_compat.api.context import AppContext
+from ditto_compat.api.http import (
+    command_headers,
+    correlation_id_of,
+    ditto_endpoint,
+    header_or_param,
+    json_response,
+    read_body,
+)
+from ditto_compat.domain.auth import AuthContext
+from ditto_compat.domain.things import Outcome, ThingCommand, thing_view
+from ditto_compat.errors import (
+    CommandTimeout,
+    DittoError,
+    MediaTypeUnsupported,
+    MethodNotAllowed,
+    SearchOptionInvalid,
+    ThingIdNotSettable,
+    ThingNotCreatable,
+)
+from ditto_compat.errors import (
+    HeaderInvalid as OptionInvalid,
+)
+from ditto_compat.model.fields import FieldSelector, parse_fields
+from ditto_compat.model.ids import check_namespace, check_thing_id, generate_thing_id
+from ditto_compat.model.jsonio import loads
+from ditto_compat.model.pointer import MISSING, Pointer, parse_pointer
+
+PREFIX = "/api/2/things"
+MERGE_PATCH = "application/merge-patch+json"
+DEFAULT_PAGE = 25
+MAX_PAGE = 200
+_METHOD_ACTIONS = {"GET": "retrieve", "PUT": "modify", "PATCH": "merge", "DELETE": "delete"}
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def _split_path(request: Request) -> tuple[str | None, Pointer]:
+    """``/api/2/things/<id>/<pointer...>`` from the raw (still percent-encoded) path."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    rest = path[len(PREFIX) :]
+    if rest in ("", "/"):
+        return None, ()
+    segments = rest[1:].split("/")
+    thing_id = unquote(segments[0])
+    inner = "/".join(unquote(s) for s in segments[1:])
+    return thing_id, parse_pointer(inner)
+
+
+def _fields(request: Request) -> FieldSelector | None:
+    text = request.query_params.get("fields")
+    return parse_fields(text) if text else None
+
+
+@ditto_endpoint
+async def things_endpoint(request: Request) -> Response:
+    ctx = _ctx(request)
+    correlation_id = correlation_id_of(request)
+    auth = ctx.authenticator.authenticate(request.headers, request.query_params)
+    thing_id, pointer = _split_path(request)
+    if thing_id is None:
+        if request.method == "GET":
+            return await _list_things(request, ctx, correlation_id)
+        if request.method == "POST":
+            return await _post_thing(request, ctx, auth, correlation_id)
+        raise MethodNotAllowed(f"The method '{request.method}' is not allowed on '/things'.")
+    action = _METHOD_ACTIONS.get(request.method)
+    if action is None:
+        raise MethodNotAllowed(f"The method '{request.method}' is not allowed on this resource.")
+    check_thing_id(thing_id)
+    headers = command_headers(request, correlation_id)
+    value: Any = MISSING
+    if action in ("modify", "merge"):
+        content_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if action == "merge" and content_type != MERGE_PATCH:
+            raise MediaTypeUnsupported(
+                f"The Media-Type <{content_type or 'none'}> is not supported for PATCH requests.",
+                f"Use <{MERGE_PATCH}> as Content-Type.",
+            )
+        value = loads(await read_body(request))
+    cmd = ThingCommand(action, thing_id, pointer, value, headers, _fields(request))
+    cmd.resource  # noqa: B018  (validates the path: unknown resources answer 404 before any I/O)
+    outcome = await _dispatch(ctx, cmd, auth)
+    response_headers = {"correlation-id": correlation_id}
+    if not headers.response_required:
+        return Response(status_code=202, headers=response_headers)
+    if outcome.etag:
+        response_headers["etag"] = outcome.etag
+    if outcome.status == 201:
+        response_headers["location"] = str(request.url.replace(query=""))
+        return json_response(201, outcome.value, response_headers)
+    if outcome.status == 200:
+        return json_response(200, outcome.value, response_headers)
+    return Response(status_code=outcome.status, headers=response_headers)
+
+
+async def _dispatch(ctx: AppContext, cmd: ThingCommand, auth: AuthContext) -> Outcome:
+    """Run the command within its ``timeout``; the command itself is shielded, so a timed-out write still
+    completes (Ditto's 408 means "no answer in time", not "not applied")."""
+    task = asyncio.ensure_future(ctx.dispatcher.handle(cmd, auth))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), cmd.headers.timeout_s)
+    except TimeoutError:
+        task.add_done_callback(_consume_result)
+        raise CommandTimeout(
+            f"The command '{cmd.type}' could not be processed within its timeout of {cmd.headers.timeout_s:g}s."
+        ) from None
+
+
+def _consume_result(task: asyncio.Future[Outcome]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _post_thing(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:
+    """``POST /things``: a new Thing with a generated id in ``namespace`` (or the default namespace)."""
+    if (header_or_param(request, "channel") or "twin").lower() == "live":
+        raise ThingNotCreatable("A Thing cannot be created on the live channel.")
+    namespace = request.query_params.get("namespace")
+    if namespace is not None:
+        check_namespace(namespace)
+    raw = await read_body(request)
+    body = loads(raw) if raw.strip() else {}
+    if isinstance(body, dict) and "thingId" in body:
+        raise ThingIdNotSettable(
+            "It is not allowed to provide a Thing ID in the request body for method POST.",
+            "To provide a Thing ID, use the method PUT instead of POST.",
+        )
+    thing_id = generate_thing_id(namespace)
+    headers = command_headers(request, correlation_id)
+    cmd = ThingCommand("create", thing_id, (), body, headers)
+    outcome = await _dispatch(ctx, cmd, auth)
+    response_headers = {"correlation-id": correlation_id}
+    if not headers.response_required:
+        return Response(status_code=202, headers=response_headers)
+    if outcome.etag:
+        response_headers["etag"] = outcome.etag
+    response_headers["location"] = f"{str(request.url.replace(query='')).rstrip('/')}/{thing_id}"
+    return json_response(201, outcome.value, response_headers)
+
+
+async def _list_things(request: Request, ctx: AppContext, correlation_id: str) -> Response:
+    fields = _fields(request)
+    headers = {"correlation-id": correlation_id}
+    ids_param = request.query_params.get("ids")
+    if ids_param is not None:
+        ids = [check_thing_id(t.strip()) for t in ids_param.split(",") if t.strip()]
+        if not ids:
+            raise OptionInvalid(
+                "The query parameter 'ids' must not be empty.", "Provide a comma-separated list of Thing IDs."
+            )
+        states = await ctx.dispatcher.retrieve_many(ids)
+        return json_response(200, [thing_view(s, fields) for s in states], headers)
+    size, after = _page_option(request.query_params.get("option"))
+    namespaces_param = request.query_params.get("namespaces")
+    namespaces = [n.strip() for n in namespaces_param.split(",") if n.strip()] if namespaces_param else None
+    page = await ctx.store.list_page("things", after=after, limit=size + 1, namespaces=namespaces)
+    items = page[:size]
+    if len(page) > size:
+        cursor = base64.urlsafe_b64encode(items[-1].entity_id.encode()).decode().rstrip("=")
+        next_url = request.url.include_query_params(option=f"size({size}),cursor({cursor})")
+        headers["link"] = f'<{next_url}>; rel="next"'
+    return json_response(200, [thing_view(s, fields) for s in items], headers)
+
+
+def _page_option(option: str | None) -> tuple[int, str | None]:
+    """``size(n)`` and ``cursor(c)`` of the ``option`` parameter of ``GET /things``."""
+    size = DEFAULT_PAGE
+    after: str | None = None
+    if not option:
+        return size, after
+    for part in _split_options(option):
+        name, _, rest = part.partition("(")
+        arg = rest[:-1] if rest.endswith(")") else None
+        if name == "size" and arg is not None and arg.isdigit() and 0 < int(arg) <= MAX_PAGE:
+            size = int(arg)
+        elif name == "cursor" and arg:
+            try:
+                after = base64.urlsafe_b64decode(arg + "=" * (-len(arg) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise _option_invalid(option) from None
+        else:
+            raise _option_invalid(option)
+    return size, after
+
+
+def _split_options(option: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(option):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(option[start:i].strip())
+            start = i + 1
+    parts.append(option[start:].strip())
+    return [p for p in parts if p]
+
+
+def _option_invalid(option: str) -> DittoError:
+    return SearchOptionInvalid(
+        f"The option '{option}' is not valid.",
+        f"Use 'size(n)' with 0 < n <= {MAX_PAGE} and the 'cursor(...)' of a previous page's Link header.",
+    )

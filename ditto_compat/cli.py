@@ -1,0 +1,109 @@
+"""``ditto-compat``: the command line. ``serve`` runs the server; every option can also be given as an
+environment variable ``DITTO_COMPAT_<NAME>`` (e.g. ``DITTO_COMPAT_MONGO_URI``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from ditto_compat.settings import Settings
+
+ENV_PREFIX = "DITTO_COMPAT_"
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(ENV_PREFIX + name.upper().replace("-", "_"))
+
+
+def _truthy(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ditto-compat", description="An Eclipse Ditto compatible twin server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    defaults = Settings()
+
+    def opt(name: str, default: object, help_text: str, kind: type = str) -> None:
+        env_value = _env(environ, name)
+        value = kind(env_value) if env_value is not None else default
+        serve.add_argument(
+            f"--{name}",
+            default=value,
+            type=kind,
+            help=f"{help_text} (env {ENV_PREFIX}{name.upper().replace('-', '_')}, default {default!r})",
+        )
+
+    opt("host", defaults.host, "address to listen on")
+    opt("port", defaults.port, "port to listen on", int)
+    opt("data-dir", defaults.data_dir, "directory of the embedded SQLite database")
+    opt("mongo-uri", defaults.mongo_uri, "MongoDB URI; when given, state lives in MongoDB instead of SQLite")
+    opt("mongo-database", defaults.mongo_database, "MongoDB database name")
+    opt(
+        "htpasswd",
+        defaults.htpasswd,
+        "htpasswd file of the users (subject nginx:<user>); default user ditto/ditto",
+    )
+    opt("devops-user", defaults.devops_user, "user of the devops routes")
+    opt("devops-password", defaults.devops_password, "password of the devops routes")
+    opt("sqlite-synchronous", defaults.sqlite_synchronous, "SQLite PRAGMA synchronous: NORMAL or FULL")
+    opt("log-level", defaults.log_level, "log level")
+    serve.add_argument(
+        "--pre-authenticated",
+        action="store_true",
+        default=_truthy(_env(environ, "pre-authenticated")),
+        help=f"trust the x-ditto-pre-authenticated header of a proxy (env {ENV_PREFIX}PRE_AUTHENTICATED)",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        mongo_uri=args.mongo_uri or None,
+        mongo_database=args.mongo_database,
+        htpasswd=args.htpasswd or None,
+        pre_authenticated=args.pre_authenticated,
+        devops_user=args.devops_user,
+        devops_password=args.devops_password,
+        sqlite_synchronous=args.sqlite_synchronous.upper(),
+        log_level=args.log_level,
+    )
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from ditto_compat.api.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser(os.environ).parse_args(argv)
+    if args.command == "serve":
+        serve(settings_from_args(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Ditto headers that steer a command (``httpapi-concepts``, ``basic-conditional-requests``, ``DittoHeaderDefinition``).
+
+Parsed once by the adapter (HTTP, WebSocket, connection) into :class:`CommandHeaders`, so that the domain never
+sees raw header strings.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ditto_compat.errors import HeaderInvalid, TimeoutInvalid
+
+DEFAULT_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 60.0
+
+_TIMEOUT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$", re.ASCII)
+
+
+def parse_timeout(text: str, *, maximum: float = MAX_TIMEOUT_S) -> float:
+    """``42`` and ``42s`` are seconds, ``250ms`` milliseconds, ``1m`` a minute; at most ``maximum`` seconds."""
+    match = _TIMEOUT_RE.match(text)
+    if match is None:
+        raise TimeoutInvalid(f"The timeout <{text}> is invalid.")
+    amount = float(match.group(1))
+    unit = match.group(2) or "s"
+    seconds = amount / 1000.0 if unit == "ms" else amount * 60.0 if unit == "m" else amount
+    if seconds > maximum:
+        raise TimeoutInvalid(f"The timeout <{text}> exceeds the maximum of {maximum:g}s.")
+    return seconds
+
+
+class IfEqual(Enum):
+    UPDATE = "update"
+    SKIP = "skip"
+    SKIP_MINIMIZING_MERGE = "skip-minimizing-merge"
+
+
+def parse_if_equal(text: str) -> IfEqual:
+    try:
+        return IfEqual(text.strip().lower())
+    except ValueError:
+        raise HeaderInvalid(
+            f"The value '{text}' of the header 'if-equal' is not valid.",
+            "Valid values are 'update', 'skip' and 'skip-minimizing-merge'.",
+        ) from None
+
+
+def parse_bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise HeaderInvalid(f"The value '{text}' of the header '{name}' is not a valid boolean.")
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTagMatcher:
+    """An ``If-Match`` / ``If-None-Match`` value: ``*`` or a list of entity tags.
+
+    RFC 7232: ``If-Match`` compares strongly (a weak tag never matches), ``If-None-Match`` weakly."""
+
+    any: bool
+    tags: tuple[str, ...]
+    strong: bool = False
+
+    def matches(self, current: str | None) -> bool:
+        """Whether the current entity tag (``None`` when the resource does not exist) matches."""
+        if current is None:
+            return False
+        if self.any:
+            return True
+        if self.strong:
+            return not current.startswith("W/") and current in self.tags
+        plain = _strip_weak(current)
+        return any(_strip_weak(tag) == plain for tag in self.tags)
+
+
+def _strip_weak(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+_TAG_RE = re.compile(r'\s*((?:W/)?"[^"]*")\s*(?:,|$)')
+
+
+def parse_entity_tags(name: str, text: str) -> EntityTagMatcher:
+    if text.strip() == "*":
+        return EntityTagMatcher(any=True, tags=())
+    tags: list[str] = []
+    pos = 0
+    stripped = text.strip()
+    while pos < len(stripped):
+        match = _TAG_RE.match(stripped, pos)
+        if match is None:
+            raise HeaderInvalid(f"The value '{text}' of the header '{name}' is not a valid entity-tag list.")
+        tags.append(match.group(1))
+        pos = match.end()
+    if not tags:
+        raise HeaderInvalid(f"The value '{text}' of the header '{name}' is not a valid entity-tag list.")
+    return EntityTagMatcher(any=False, tags=tuple(tags), strong=name.strip().lower() == "if-match")
+
+
+def new_correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHeaders:
+    """What a command carries besides its payload."""
+
+    correlation_id: str = field(default_factory=new_correlation_id)
+    response_required: bool = True
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    if_match: EntityTagMatcher | None = None
+    if_none_match: EntityTagMatcher | None = None
+    if_equal: IfEqual = IfEqual.UPDATE
+    allow_policy_lockout: bool = False
+    dry_run: bool = False

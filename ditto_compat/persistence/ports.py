@@ -1,0 +1,88 @@
+"""The storage port: what the dispatcher needs from a database (DESIGN.md "Storage").
+
+Two collections of entities, ``things`` and ``policies``, each entity with its current state and a journal of
+its events. Every change is a compare-and-set on the revision and appends its journal entry in the same atomic
+step; a ``commit`` returns only once the change is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from ditto_compat.domain.entity import EntityState
+
+Collection = Literal["things", "policies"]
+COLLECTIONS: tuple[Collection, ...] = ("things", "policies")
+
+
+class RevisionConflict(Exception):
+    """Another writer changed the entity since it was read: reload and retry."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused the operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntityWrite:
+    """Replace the state of one entity if its stored revision is still ``expected_revision``.
+
+    ``expected_revision`` is 0 when the id was never stored. ``state.doc is None`` keeps a tombstone (deleted
+    entity; its revision goes on counting). ``event`` is the journal entry stored under
+    ``(collection, entity_id, state.revision)``.
+    """
+
+    collection: Collection
+    expected_revision: int
+    state: EntityState
+    event: dict[str, Any]
+
+
+class Store(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def health(self) -> dict[str, Any]:
+        """``{"status": "UP"|"DOWN", ...}``; never raises."""
+        ...
+
+    async def get(self, collection: Collection, entity_id: str) -> EntityState | None:
+        """The stored state, tombstones included; ``None`` when the id was never stored."""
+        ...
+
+    async def get_many(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, EntityState]:
+        """States of the given ids that exist and are not deleted."""
+        ...
+
+    async def list_page(
+        self,
+        collection: Collection,
+        *,
+        after: str | None,
+        limit: int,
+        namespaces: Sequence[str] | None = None,
+    ) -> list[EntityState]:
+        """Live entities ordered by id, strictly after ``after``, at most ``limit``, optionally only in the
+        given namespaces (the part of the id before the first ``:``)."""
+        ...
+
+    async def commit(self, writes: Sequence[EntityWrite]) -> None:
+        """Apply all writes atomically (all or none) and durably; :class:`RevisionConflict` if any
+        ``expected_revision`` does not match."""
+        ...
+
+    async def journal(
+        self,
+        collection: Collection,
+        entity_id: str,
+        *,
+        from_revision: int = 1,
+        to_revision: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Journal entries of one entity in revision order, both bounds inclusive."""
+        ...

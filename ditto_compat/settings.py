@@ -1,0 +1,24 @@
+"""One frozen Settings object, built once in the CLI from options and ``DITTO_COMPAT_<NAME>`` variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./data"
+    mongo_uri: str | None = None
+    mongo_database: str = "ditto"
+    htpasswd: str | None = None
+    pre_authenticated: bool = False
+    devops_user: str = "devops"
+    devops_password: str = "foobar"
+    sqlite_synchronous: str = "NORMAL"
+    log_level: str = "info"
+
+    @property
+    def storage_name(self) -> str:
+        return "mongodb" if self.mongo_uri else "sqlite"

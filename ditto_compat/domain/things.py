@@ -66,6 +66,11 @@ class Outcome:
     new_doc: dict[str, Any] | None = None
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality (``true`` is not ``1``, unlike Python's ``==``), for ``if-equal``."""
+    return canonical(a) == canonical(b)
+
+
 # ----------------------------------------------------------------------------------------------- tags
 def revision_tag(revision: int) -> str:
     return f'"rev:{revision}"'
@@ -210,7 +215,7 @@ def modify(cmd: ThingCommand, state: ThingState, revision: int, now: str) -> Out
         check_thing_body(value)
         check_preconditions(cmd.headers, revision_tag(state.revision), read=False)
         new_doc = normalize_thing(cmd.thing_id, value, value.get("policyId", doc.get("policyId")))
-        if cmd.headers.if_equal is not IfEqual.UPDATE and new_doc == doc:
+        if cmd.headers.if_equal is not IfEqual.UPDATE and same_json(new_doc, doc):
             raise _if_equal_failed()
         check_size(new_doc)
         event = ThingEvent(
@@ -221,7 +226,7 @@ def modify(cmd: ThingCommand, state: ThingState, revision: int, now: str) -> Out
     check_value(resource, value)
     current = get_at(doc, resource.path)
     check_preconditions(cmd.headers, None if current is MISSING else content_tag(current), read=False)
-    if cmd.headers.if_equal is not IfEqual.UPDATE and current is not MISSING and current == value:
+    if cmd.headers.if_equal is not IfEqual.UPDATE and current is not MISSING and same_json(current, value):
         raise _if_equal_failed()
     created = current is MISSING and resource.kind is not Kind.POLICY_ID
     event = ThingEvent(
@@ -274,7 +279,7 @@ def merge(cmd: ThingCommand, state: ThingState | None, revision: int, now: str) 
         check_value(resource, merged)
     if cmd.headers.if_equal is not IfEqual.UPDATE:
         changed, reduced = minimized(None if current is MISSING else current, patch)
-        if not changed or (current is not MISSING and merged == current):
+        if not changed or (current is not MISSING and same_json(merged, current)):
             raise _if_equal_failed()
         if cmd.headers.if_equal is IfEqual.SKIP_MINIMIZING_MERGE:
             patch = reduced

@@ -35,9 +35,6 @@ def check_keys(value: Any, where: str) -> None:
             if not is_valid_key(key):
                 raise JsonKeyInvalid(f"The JSON key <{key}> in the {where} is invalid.")
             check_keys(inner, where)
-    elif isinstance(value, list):
-        for inner in value:
-            check_keys(inner, where)
 
 
 def _require_object(value: Any, what: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from ditto_compat.errors import HeaderInvalid, TimeoutInvalid
 DEFAULT_TIMEOUT_S = 60.0
 MAX_TIMEOUT_S = 60.0
 
-_TIMEOUT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$", re.ASCII)
+_TIMEOUT_RE = re.compile(r"^(\d+)(ms|s|m)?$", re.ASCII)
 
 
 def parse_timeout(text: str, *, maximum: float = MAX_TIMEOUT_S) -> float:

@@ -34,7 +34,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     regex_keys = [(k, regex_of_key(k)) for k, v in patch.items() if v is None and k.startswith("{{")]
     for _key, pattern in regex_keys:
         if pattern is not None:
-            for existing in [k for k in result if pattern.search(k)]:
+            for existing in [k for k in result if pattern.fullmatch(k)]:
                 del result[existing]
     for key, value in patch.items():
         if value is None:

@@ -26,7 +26,9 @@ DITTO = basic("ditto", "ditto")
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "mongo":
         mongo_uri: str = request.getfixturevalue("mongo_uri")
-        return Settings(data_dir=str(tmp_path), mongo_uri=mongo_uri, mongo_database=f"t{uuid.uuid4().hex[:12]}")
+        return Settings(
+            data_dir=str(tmp_path), mongo_uri=mongo_uri, mongo_database=f"t{uuid.uuid4().hex[:12]}"
+        )
     return Settings(data_dir=str(tmp_path))
 
 

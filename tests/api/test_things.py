@@ -79,7 +79,8 @@ async def test_get_thing_and_special_fields(client: httpx.AsyncClient) -> None:
 async def test_fields_with_parentheses_and_feature_wildcard(client: httpx.AsyncClient) -> None:
     thing_id = await put_thing(client)
     r = await client.get(
-        f"/api/2/things/{thing_id}", params={"fields": "attributes(manufacturer,location/lon),features/*/properties/on"}
+        f"/api/2/things/{thing_id}",
+        params={"fields": "attributes(manufacturer,location/lon),features/*/properties/on"},
     )
     assert r.json() == {
         "attributes": {"manufacturer": "ACME", "location": {"lon": 2}},
@@ -154,7 +155,12 @@ async def test_list_by_ids_keeps_order_and_skips_missing(client: httpx.AsyncClie
 
 async def test_list_pages_with_cursor_link(client: httpx.AsyncClient) -> None:
     ns = "page" + new_id().split(":")[1].replace("-", "")[:6]
-    ids = sorted([(await client.post("/api/2/things", params={"namespace": ns}, json={})).json()["thingId"] for _ in range(5)])
+    ids = sorted(
+        [
+            (await client.post("/api/2/things", params={"namespace": ns}, json={})).json()["thingId"]
+            for _ in range(5)
+        ]
+    )
     seen: list[str] = []
     url: str | None = f"/api/2/things?namespaces={ns}&option=size(2)&fields=thingId"
     while url:
@@ -168,7 +174,9 @@ async def test_list_pages_with_cursor_link(client: httpx.AsyncClient) -> None:
     assert_error(r, 400, "thing-search:search.option.invalid")
 
 
-async def test_delete_keeps_policy_and_blocks_recreation_with_default_policy(client: httpx.AsyncClient) -> None:
+async def test_delete_keeps_policy_and_blocks_recreation_with_default_policy(
+    client: httpx.AsyncClient,
+) -> None:
     thing_id = await put_thing(client)
     r = await client.delete(f"/api/2/things/{thing_id}")
     assert r.status_code == 204
@@ -269,13 +277,25 @@ async def test_subresource_lifecycle(client: httpx.AsyncClient, path: str, value
 async def test_feature_subresources_need_the_feature(client: httpx.AsyncClient) -> None:
     thing_id = await put_thing(client)
     base = f"/api/2/things/{thing_id}/features"
-    for sub in ("missing/properties", "missing/properties/x", "missing/desiredProperties/x", "missing/definition"):
+    for sub in (
+        "missing/properties",
+        "missing/properties/x",
+        "missing/desiredProperties/x",
+        "missing/definition",
+    ):
         assert_error(await client.get(f"{base}/{sub}"), 404, "things:feature.notfound")
-        assert_error(await client.put(f"{base}/{sub}", json={"a": 1} if "/x" not in sub else 1), 404,
-                     "things:feature.notfound")
+        assert_error(
+            await client.put(f"{base}/{sub}", json={"a": 1} if "/x" not in sub else 1),
+            404,
+            "things:feature.notfound",
+        )
     assert_error(await client.get(f"{base}/lamp/properties/nope"), 404, "things:feature.property.notfound")
-    assert_error(await client.get(f"{base}/lamp/desiredProperties"), 404, "things:feature.desiredProperties.notfound")
-    assert_error(await client.get(f"{base}/lamp/desiredProperties/x"), 404, "things:feature.desiredProperty.notfound")
+    assert_error(
+        await client.get(f"{base}/lamp/desiredProperties"), 404, "things:feature.desiredProperties.notfound"
+    )
+    assert_error(
+        await client.get(f"{base}/lamp/desiredProperties/x"), 404, "things:feature.desiredProperty.notfound"
+    )
     assert_error(await client.get(f"{base}/lamp/definition"), 404, "things:feature.definition.notfound")
     assert (await client.get(f"{base}/temperature/desiredProperties/value")).json() == 20
 
@@ -300,7 +320,9 @@ async def test_policy_id_resource(client: httpx.AsyncClient) -> None:
     assert r.json() == thing_id
     r = await client.put(f"/api/2/things/{thing_id}/policyId", json=thing_id)
     assert r.status_code == 204
-    assert_error(await client.delete(f"/api/2/things/{thing_id}/policyId"), 400, "things:policyId.notdeletable")
+    assert_error(
+        await client.delete(f"/api/2/things/{thing_id}/policyId"), 400, "things:policyId.notdeletable"
+    )
     assert_error(await client.put(f"/api/2/things/{thing_id}/policyId", json=42), 400, "json.invalid")
 
 
@@ -314,7 +336,9 @@ async def test_definitions_are_validated(client: httpx.AsyncClient) -> None:
     assert r.status_code == 201
     r = await client.put(f"/api/2/things/{thing_id}/definition", json="not a definition")
     assert_error(r, 400, "things:definition.identifier.invalid")
-    r = await client.put(f"/api/2/things/{thing_id}/definition", json="https://models.example/lamp-1.0.0.tm.jsonld")
+    r = await client.put(
+        f"/api/2/things/{thing_id}/definition", json="https://models.example/lamp-1.0.0.tm.jsonld"
+    )
     assert r.status_code == 204
 
 
@@ -343,7 +367,7 @@ async def test_merge_patch_semantics_and_regex_deletion(client: httpx.AsyncClien
     thing_id = await put_thing(client)
     patch = {
         "attributes": {"location": {"lat": None, "alt": 3}, "manufacturer": None},
-        "features": {"temperature": {"properties": {"{{ ~^u~ }}": None, "value": 22}}},
+        "features": {"temperature": {"properties": {"{{ ~u.*~ }}": None, "value": 22}}},
     }
     r = await client.patch(f"/api/2/things/{thing_id}", content=_dumps(patch), headers=MERGE)
     assert r.status_code == 204, r.text
@@ -353,9 +377,7 @@ async def test_merge_patch_semantics_and_regex_deletion(client: httpx.AsyncClien
     assert body["features"]["temperature"]["properties"] == {"value": 22}
     r = await client.patch(f"/api/2/things/{thing_id}/attributes/tags", content=b"null", headers=MERGE)
     assert r.status_code == 204
-    r = await client.patch(
-        f"/api/2/things/{thing_id}/features/new/properties/x", content=b"1", headers=MERGE
-    )
+    r = await client.patch(f"/api/2/things/{thing_id}/features/new/properties/x", content=b"1", headers=MERGE)
     assert r.status_code == 204
     assert (await client.get(f"/api/2/things/{thing_id}/features/new")).json() == {"properties": {"x": 1}}
 
@@ -387,13 +409,20 @@ async def test_if_match_and_if_none_match_on_thing(client: httpx.AsyncClient) ->
     assert_error(await client.get(url, headers={"If-Match": '"rev:7"'}), 412, "things:precondition.failed")
     r = await client.put(url, json={}, headers={"If-Match": '"rev:2", "rev:1"'})
     assert r.status_code == 204
-    assert_error(await client.put(url, json={}, headers={"If-Match": '"rev:1"'}), 412, "things:precondition.failed")
-    assert_error(await client.put(url, json={}, headers={"If-None-Match": "*"}), 412, "things:precondition.failed")
+    assert_error(
+        await client.put(url, json={}, headers={"If-Match": '"rev:1"'}), 412, "things:precondition.failed"
+    )
+    assert_error(
+        await client.put(url, json={}, headers={"If-None-Match": "*"}), 412, "things:precondition.failed"
+    )
     missing = f"/api/2/things/{new_id()}"
-    assert_error(await client.put(missing, json={}, headers={"If-Match": "*"}), 412, "things:precondition.failed")
+    assert_error(
+        await client.put(missing, json={}, headers={"If-Match": "*"}), 412, "things:precondition.failed"
+    )
     assert (await client.put(missing, json={}, headers={"If-None-Match": "*"})).status_code == 201
-    assert_error(await client.get(f"/api/2/things/{new_id()}", headers={"If-Match": "*"}), 404,
-                 "things:thing.notfound")
+    assert_error(
+        await client.get(f"/api/2/things/{new_id()}", headers={"If-Match": "*"}), 404, "things:thing.notfound"
+    )
     assert_error(await client.get(url, headers={"If-Match": "garbage"}), 400, "header.invalid")
 
 
@@ -403,7 +432,9 @@ async def test_conditional_headers_on_subresource(client: httpx.AsyncClient) -> 
     tag = (await client.get(url)).headers["etag"]
     assert (await client.get(url, headers={"If-None-Match": tag})).status_code == 304
     assert (await client.put(url, json="Other", headers={"If-Match": tag})).status_code == 204
-    assert_error(await client.put(url, json="Again", headers={"If-Match": tag}), 412, "things:precondition.failed")
+    assert_error(
+        await client.put(url, json="Again", headers={"If-Match": tag}), 412, "things:precondition.failed"
+    )
     new = f"/api/2/things/{thing_id}/attributes/newone"
     assert_error(await client.put(new, json=1, headers={"If-Match": "*"}), 412, "things:precondition.failed")
     assert (await client.put(new, json=1, headers={"If-None-Match": "*"})).status_code == 201
@@ -431,7 +462,9 @@ async def test_correlation_id_echo_and_duplicates(client: httpx.AsyncClient) -> 
     thing_id = await put_thing(client)
     r = await client.get(f"/api/2/things/{thing_id}", headers={"correlation-id": "abc"})
     assert r.headers["correlation-id"] == "abc"
-    r = await client.get(f"/api/2/things/{thing_id}", headers={"x-correlation-id": "xyz", "correlation-id": "abc"})
+    r = await client.get(
+        f"/api/2/things/{thing_id}", headers={"x-correlation-id": "xyz", "correlation-id": "abc"}
+    )
     assert r.headers["correlation-id"] == "xyz"
     r = await client.get(
         f"/api/2/things/{thing_id}", headers=[("x-correlation-id", "a"), ("x-correlation-id", "b")]
@@ -446,8 +479,12 @@ async def test_response_required_false_and_timeout(client: httpx.AsyncClient) ->
     assert (await client.get(f"/api/2/things/{thing_id}")).status_code == 200
     for good in ("42", "42s", "250ms", "1m"):
         assert (await client.get(f"/api/2/things/{thing_id}", params={"timeout": good})).status_code == 200
-    assert_error(await client.get(f"/api/2/things/{thing_id}", params={"timeout": "2h"}), 400, "timeout.invalid")
-    assert_error(await client.get(f"/api/2/things/{thing_id}", headers={"timeout": "x"}), 400, "timeout.invalid")
+    assert_error(
+        await client.get(f"/api/2/things/{thing_id}", params={"timeout": "2h"}), 400, "timeout.invalid"
+    )
+    assert_error(
+        await client.get(f"/api/2/things/{thing_id}", headers={"timeout": "x"}), 400, "timeout.invalid"
+    )
 
 
 async def test_authentication(client: httpx.AsyncClient) -> None:
@@ -459,7 +496,9 @@ async def test_authentication(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/2/whoami", headers={"Authorization": "Bearer abc"})
     assert r.status_code == 401
     # without --pre-authenticated, the proxy header is not trusted
-    r = await client.get("/api/2/whoami", headers={"Authorization": "", "x-ditto-pre-authenticated": "nginx:x"})
+    r = await client.get(
+        "/api/2/whoami", headers={"Authorization": "", "x-ditto-pre-authenticated": "nginx:x"}
+    )
     assert r.status_code == 401
 
 

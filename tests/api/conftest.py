@@ -22,7 +22,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 DITTO = basic("ditto", "ditto")
 
 
-@pytest.fixture(params=["sqlite", "mongo"])
+@pytest.fixture(params=["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "mongo":
         mongo_uri: str = request.getfixturevalue("mongo_uri")

@@ -104,9 +104,12 @@ async def users_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     users.write_text(f"alice:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\nbob:{{SHA}}{sha}\n")
     settings = Settings(data_dir=str(tmp_path), htpasswd=str(users), pre_authenticated=True)
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            yield c
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        yield c
 
 
 async def test_htpasswd_users_and_pre_authentication(users_client: httpx.AsyncClient) -> None:

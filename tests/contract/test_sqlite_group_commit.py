@@ -1,0 +1,160 @@
+"""SQLite backend specifics: group commit on the writer thread, durability across close and reopen."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ditto_compat.domain.entity import EntityState
+from ditto_compat.persistence.factory import SQLITE_FILENAME, create_store
+from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, StoreUnavailable
+from ditto_compat.persistence.sqlite import SqliteStore
+
+T0 = "2024-05-01T10:00:00.000Z"
+
+
+def create_write(entity_id: str, doc: dict[str, object]) -> EntityWrite:
+    return EntityWrite(
+        collection="things",
+        expected_revision=0,
+        state=EntityState(entity_id, 1, doc, T0, T0),
+        event={"type": "things.events:thingCreated", "thingId": entity_id, "revision": 1},
+    )
+
+
+async def test_many_concurrent_commits_on_distinct_ids_are_durable(sqlite_path: str) -> None:
+    ids = [f"org.test:g{i:04d}" for i in range(2000)]
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    await asyncio.gather(*(store.commit([create_write(i, {"n": n})]) for n, i in enumerate(ids)))
+    await store.close()
+
+    reopened = SqliteStore(sqlite_path)
+    await reopened.open()
+    try:
+        got = await reopened.get_many("things", ids)
+        assert list(got) == ids
+        assert all(got[i].doc == {"n": n} for n, i in enumerate(ids))
+        assert await reopened.journal("things", ids[-1]) == [
+            {"type": "things.events:thingCreated", "thingId": ids[-1], "revision": 1}
+        ]
+    finally:
+        await reopened.close()
+
+
+async def test_concurrent_commits_share_transactions(sqlite_path: str) -> None:
+    """Group commit: callers that queue up together share one transaction."""
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    try:
+        ids = [f"org.test:s{i:04d}" for i in range(500)]
+        await asyncio.gather(*(store.commit([create_write(i, {})]) for i in ids))
+        stats = store.group_commit_stats
+    finally:
+        await store.close()
+    assert stats["commits"] == 500
+    assert stats["rounds"] <= 50
+    assert stats["largest_round"] > 10
+
+
+async def test_close_applies_every_queued_commit(sqlite_path: str) -> None:
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    ids = [f"org.test:q{i:03d}" for i in range(200)]
+    tasks = [asyncio.create_task(store.commit([create_write(i, {})])) for i in ids]
+    await asyncio.sleep(0)  # one scheduling step: every task runs up to its enqueued commit
+    await store.close()
+    assert [t.result() for t in tasks] == [None] * len(ids)
+
+    reopened = SqliteStore(sqlite_path)
+    await reopened.open()
+    try:
+        assert list(await reopened.get_many("things", ids)) == ids
+    finally:
+        await reopened.close()
+
+
+async def test_one_conflict_in_a_round_rolls_back_only_itself(sqlite_path: str) -> None:
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    try:
+        await store.commit([create_write("org.test:taken", {"v": 1})])
+        ids = [f"org.test:r{i:03d}" for i in range(100)]
+        writes = [[create_write(i, {})] for i in ids]
+        # Every 10th commit also tries to re-create an existing entity: its own new entity must not appear.
+        for n in range(0, len(writes), 10):
+            writes[n].append(create_write("org.test:taken", {"v": "lost"}))
+        results = await asyncio.gather(*(store.commit(w) for w in writes), return_exceptions=True)
+    finally:
+        await store.close()
+
+    reopened = SqliteStore(sqlite_path)
+    await reopened.open()
+    try:
+        for n, (entity_id, result) in enumerate(zip(ids, results, strict=True)):
+            stored = await reopened.get("things", entity_id)
+            if n % 10 == 0:
+                assert isinstance(result, RevisionConflict)
+                assert stored is None
+            else:
+                assert result is None
+                assert stored is not None
+        taken = await reopened.get("things", "org.test:taken")
+        assert taken is not None and taken.doc == {"v": 1}
+        assert len(await reopened.journal("things", "org.test:taken")) == 1
+    finally:
+        await reopened.close()
+
+
+async def test_commit_after_close_is_unavailable_and_reopen_needs_a_new_store(sqlite_path: str) -> None:
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.commit([create_write("org.test:late", {})])
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+
+
+async def test_health_reports_the_path(sqlite_path: str) -> None:
+    store = SqliteStore(sqlite_path)
+    assert (await store.health())["status"] == "DOWN"
+    await store.open()
+    try:
+        assert await store.health() == {"status": "UP", "backend": "sqlite", "path": sqlite_path}
+    finally:
+        await store.close()
+
+
+async def test_wal_mode_and_synchronous_setting(sqlite_path: str) -> None:
+    store = SqliteStore(sqlite_path, synchronous="full")
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(sqlite_path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+    with pytest.raises(ValueError):
+        SqliteStore(sqlite_path, synchronous="NORMAL; DROP TABLE things")
+
+
+async def test_unopenable_path_is_unavailable(tmp_path: Path) -> None:
+    store = SqliteStore("/proc/definitely/not/writable/store.sqlite3")
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+
+
+async def test_factory_picks_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    data_dir = f"{tmp_path}/nested/data"
+    store = create_store(data_dir=data_dir, mongo_uri=None, mongo_database="ditto")
+    assert isinstance(store, SqliteStore)
+    assert store.path == f"{data_dir}/{SQLITE_FILENAME}"
+    await store.open()
+    try:
+        assert (await store.health())["status"] == "UP"
+    finally:
+        await store.close()

@@ -18,6 +18,7 @@ from ditto_compat.errors import (
     DuplicateHeaderField,
     InternalError,
     RequestEntityTooLarge,
+    UriTooLong,
 )
 from ditto_compat.model.headers import (
     CommandHeaders,
@@ -32,6 +33,7 @@ from ditto_compat.model.jsonio import dumps, loads
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_URI_BYTES = 8 * 1024  # gateway.conf max-uri-length
 JSON = "application/json"
 
 # gateway.conf "query-params-as-headers": these may come as query parameters as well as headers
@@ -136,6 +138,8 @@ def ditto_endpoint(fn: Endpoint) -> Endpoint:
     @wraps(fn)
     async def wrapper(request: Request) -> Response:
         try:
+            if len(request.scope.get("raw_path", b"")) + len(request.scope.get("query_string", b"")) > MAX_URI_BYTES:
+                raise UriTooLong(f"The request URI exceeds the maximum of {MAX_URI_BYTES} bytes.")
             return await fn(request)
         except DittoError as error:
             return error_response(

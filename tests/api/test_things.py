@@ -535,3 +535,10 @@ def _dumps(value: Any) -> bytes:
     import orjson
 
     return orjson.dumps(value)
+
+
+async def test_uri_over_8k_is_refused(client: httpx.AsyncClient) -> None:
+    ids = ",".join(f"org.test:thing-{i:05d}" for i in range(500))
+    r = await client.get("/api/2/things", params={"ids": ids})
+    assert r.status_code == 414
+    assert r.json()["status"] == 414

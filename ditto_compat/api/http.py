@@ -138,7 +138,10 @@ def ditto_endpoint(fn: Endpoint) -> Endpoint:
     @wraps(fn)
     async def wrapper(request: Request) -> Response:
         try:
-            if len(request.scope.get("raw_path", b"")) + len(request.scope.get("query_string", b"")) > MAX_URI_BYTES:
+            if (
+                len(request.scope.get("raw_path", b"")) + len(request.scope.get("query_string", b""))
+                > MAX_URI_BYTES
+            ):
                 raise UriTooLong(f"The request URI exceeds the maximum of {MAX_URI_BYTES} bytes.")
             return await fn(request)
         except DittoError as error:

@@ -235,6 +235,31 @@ class ThingConflict(DittoError):
     default_message = "The Thing already exists."
 
 
+class ThingNotModifiable(DittoError):
+    status = 403
+    error_code = "things:thing.notmodifiable"
+    default_message = (
+        "The Thing could not be modified as the requester had insufficient permissions (WRITE is required)."
+    )
+
+
+class ThingNotDeletable(DittoError):
+    status = 403
+    error_code = "things:thing.notdeletable"
+    default_message = (
+        "The Thing could not be deleted as the requester had insufficient permissions "
+        "(WRITE on root resource is required)."
+    )
+
+
+class PolicyNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:policy.notmodifiable"
+    default_message = (
+        "The Policy could not be modified as the requester had insufficient permissions (WRITE is required)."
+    )
+
+
 class ThingTooLarge(DittoError):
     status = 413
     error_code = "things:thing.toolarge"
@@ -304,6 +329,13 @@ class PolicyNotFound(DittoError):
     default_message = "The Policy could not be found or requester had insufficient permissions to access it."
 
 
+class PolicyResourceInvalid(DittoError):
+    status = 400
+    error_code = "policies:resource.invalid"
+    default_message = "The resource is invalid."
+    default_description = "A resource is 'thing:', 'policy:' or 'message:' followed by a JSON pointer."
+
+
 class PolicyConflict(DittoError):
     status = 409
     error_code = "policies:policy.conflict"
@@ -327,3 +359,236 @@ class SearchOptionInvalid(DittoError):
     status = 400
     error_code = "thing-search:search.option.invalid"
     default_message = "The search option is invalid."
+
+
+# === policies API (ditto_compat/domain/policy_*.py, service/policies.py, api/policies.py) ==================
+# Codes, statuses and messages as Ditto's PolicyException implementations and the protocol examples
+# (policies/generated/exceptions) have them.
+class PolicyEntryNotFound(DittoError):
+    status = 404
+    error_code = "policies:entry.notfound"
+    default_message = (
+        "The PolicyEntry could not be found or requester had insufficient permissions to access it."
+    )
+
+
+class PolicyEntryNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:entry.notmodifiable"
+    default_message = "The PolicyEntry could not be modified as the requester had insufficient permissions."
+
+
+class SubjectsNotFound(DittoError):
+    status = 404
+    error_code = "policies:subjects.notfound"
+    default_message = (
+        "The Subjects could not be found or requester had insufficient permissions to access them."
+    )
+
+
+class SubjectsNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:subjects.notmodifiable"
+    default_message = "The Subjects could not be modified as the requester had insufficient permissions."
+
+
+class SubjectNotFound(DittoError):
+    status = 404
+    error_code = "policies:subject.notfound"
+    default_message = "The Subject could not be found or requester had insufficient permissions to access it."
+
+
+class SubjectNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:subject.notmodifiable"
+    default_message = "The Subject could not be modified as the requester had insufficient permissions."
+
+
+class PolicyResourcesNotFound(DittoError):
+    status = 404
+    error_code = "policies:resources.notfound"
+    default_message = (
+        "The Resources could not be found or requester had insufficient permissions to access them."
+    )
+
+
+class PolicyResourcesNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:resources.notmodifiable"
+    default_message = "The Resources could not be modified as the requester had insufficient permissions."
+
+
+class PolicyEntryResourceNotFound(DittoError):
+    status = 404
+    error_code = "policies:resource.notfound"
+    default_message = (
+        "The Resource could not be found or requester had insufficient permissions to access it."
+    )
+
+
+class PolicyEntryResourceNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:resource.notmodifiable"
+    default_message = "The Resource could not be modified as the requester had insufficient permissions."
+
+
+class PolicyImportsNotFound(DittoError):
+    status = 404
+    error_code = "policies:imports.notfound"
+    default_message = (
+        "The imports could not be found or requester had insufficient permissions to access them."
+    )
+
+
+class PolicyImportsNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:imports.notmodifiable"
+    default_message = "The Imports could not be modified as the requester had insufficient permissions."
+
+
+class PolicyImportNotFound(DittoError):
+    status = 404
+    error_code = "policies:import.notfound"
+    default_message = "The import could not be found or requester had insufficient permissions to access it."
+
+
+class PolicyImportNotModifiable(DittoError):
+    status = 403
+    error_code = "policies:import.notmodifiable"
+    default_message = "The Import could not be modified as the requester had insufficient permissions."
+
+
+class PolicyModificationInvalid(DittoError):
+    status = 403
+    error_code = "policies:policy.modificationinvalid"
+    default_message = "The Policy could not be modified as the resulting Policy would be invalid."
+    default_description = (
+        "There must always be at least one PolicyEntry with 'WRITE' permissions on resource 'policy:/'."
+    )
+
+
+class PolicyEntryModificationInvalid(DittoError):
+    status = 403
+    error_code = "policies:entry.modificationinvalid"
+    default_message = "The PolicyEntry could not be modified as the resulting Policy would be invalid."
+    default_description = (
+        "There must always be at least one PolicyEntry with 'WRITE' permissions on resource 'policy:/'."
+    )
+
+
+class PolicyEntryInvalid(DittoError):
+    status = 400
+    error_code = "policies:entry.invalid"
+    default_message = "The Policy Entry is invalid."
+    default_description = "Policy entry does not contain any known permission like 'READ' or 'WRITE'"
+
+
+class PolicyLabelInvalid(DittoError):
+    status = 400
+    error_code = "policies:label.invalid"
+    default_message = "The Label is not valid!"
+    default_description = "It must not start with the blocklisted 'imported' or 'nsimported-' prefix."
+
+
+class SubjectIdInvalid(DittoError):
+    status = 400
+    error_code = "policies:subjectid.invalid"
+    default_message = "The Subject ID is not valid!"
+    default_description = (
+        "It must contain an issuer as prefix separated by a colon ':' from the actual subject"
+    )
+
+
+class SubjectExpiryInvalid(DittoError):
+    status = 400
+    error_code = "policies:subjectexpiry.invalid"
+    default_message = "The Subject expiry timestamp is not valid."
+    default_description = "It must be provided as ISO-8601 formatted char sequence."
+
+
+class PolicyImportInvalid(DittoError):
+    status = 400
+    error_code = "policies:import.invalid"
+    default_message = "The Policy Import is invalid."
+    default_description = "The Policy Import references the policy where it is defined."
+
+
+class PolicyImportsTooLarge(DittoError):
+    status = 400
+    error_code = "policies:imports.toolarge"
+    default_message = "The number of policy imports exceeds the limit of 10."
+    default_description = "Reduce the number of policy imports."
+
+
+class PolicyIdNotSettable(DittoError):
+    status = 400
+    error_code = "policies:id.notsettable"
+    default_message = "The Policy ID in the request body is not equal to the Policy ID in the request URL."
+    default_description = (
+        "Either delete the Policy ID from the request body or use the same Policy ID as in the request URL."
+    )
+
+
+class PolicyPreconditionFailed(DittoError):
+    status = 412
+    error_code = "policies:precondition.failed"
+    default_message = "The comparison of precondition header did not match."
+
+
+class PolicyPreconditionNotModified(DittoError):
+    status = 304
+    error_code = "policies:precondition.notmodified"
+    default_message = "The comparison of precondition header 'if-none-match' failed."
+
+
+class PolicyEntryReferenceConflict(DittoError):
+    status = 409
+    error_code = "policies:entry.referenceconflict"
+    default_message = "The entry cannot be removed because a local reference still points to it."
+    default_description = "Remove the local entry references first before deleting the referenced entry."
+
+
+class PolicyImportReferenceConflict(DittoError):
+    status = 409
+    error_code = "policies:import.referenceconflict"
+    default_message = "The import cannot be removed because entry references still point to it."
+    default_description = "Remove the entry references first before deleting the import."
+
+
+class PolicyActionFailed(DittoError):
+    status = 400
+    error_code = "policies:action.failed"
+    default_message = "Failed to execute action."
+    default_description = "Policy action is only possible with JWT authentication."
+
+
+class PolicyUnavailable(DittoError):
+    status = 503
+    error_code = "policies:policy.unavailable"
+    default_message = "The Policy is not available, please try again later."
+    default_description = "The requested Policy is temporarily not available."
+
+
+class PlaceholderNotResolvable(DittoError):
+    status = 400
+    error_code = "placeholder:placeholder.notresolvable"
+    default_message = "The placeholder is unknown."
+    default_description = "Please use one of the supported placeholders: 'request:subjectId'."
+
+
+class PolicyViewInvalid(DittoError):
+    status = 400
+    error_code = "policies:view.invalid"
+    default_message = "The 'policy-view' parameter has an invalid value."
+    default_description = "Use 'original' (or omit) for the stored policy, or 'resolved' for the merged view."
+
+
+class JsonFieldMissing(DittoError):
+    """Ditto's ``JsonMissingFieldException`` as a ``DittoJsonException`` (e.g. a subject without ``type``)."""
+
+    status = 400
+    error_code = "json.field.missing"
+    default_message = "A mandatory JSON field is missing."
+
+
+# === end of the policies API block ==============================================================================

@@ -1,44 +1,59 @@
-"""THE command path (DESIGN.md "One command path").
+"""THE command path for Things (DESIGN.md "One command path").
 
 Every adapter authenticates into an :class:`AuthContext`, parses a :class:`ThingCommand` and calls
-:meth:`Dispatcher.handle`. Modifications run under a per-thing lock: load -> pure strategy -> compare-and-set
-commit of the new state together with its journal entry -> publish. A lost compare-and-set (another process
-wrote first) reloads and re-runs the strategy, so concurrent writers never lose an update.
+:meth:`Dispatcher.handle`:
+
+1. the Thing's policy enforcer (cached per policy revision) authorizes the command;
+2. queries load the Thing and answer its READ view;
+3. modifications run under a per-thing lock: load -> pure strategy -> compare-and-set commit of the new state
+   together with its journal entry -> publish. A lost compare-and-set (another process wrote first) reloads
+   and re-runs the strategy, so concurrent writers never lose an update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ditto_compat.domain import thing_enforcement as guard
 from ditto_compat.domain import things as strategies
 from ditto_compat.domain.auth import AuthContext
+from ditto_compat.domain.enforcer import READ, WRITE, Enforcer
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.domain.events import ThingEvent
 from ditto_compat.domain.policies import default_policy, inline_policy, policy_event
+from ditto_compat.domain.policy_resolution import check_policy_lockout, resolve_entries
 from ditto_compat.domain.resources import Kind, thing_not_found
 from ditto_compat.domain.things import Outcome, ThingCommand
 from ditto_compat.errors import (
-    DittoError,
     InlinePolicyNotAllowed,
     JsonInvalid,
     PolicyConflicting,
     PolicyIdNotAllowed,
+    PolicyNotFound,
+    PolicyNotModifiable,
     ThingNotCreatable,
+    ThingNotModifiable,
+    ThingPolicyInvalid,
     ThingUnavailable,
 )
-from ditto_compat.model.ids import check_policy_id
+from ditto_compat.model.fields import FieldSelector
+from ditto_compat.model.ids import check_policy_id, namespace_of
 from ditto_compat.model.pointer import MISSING
 from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
+from ditto_compat.service.enforcement import EnforcerCache
 
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[ThingEvent], None]
 MAX_CAS_ATTEMPTS = 8
+# Listing Things scans the store page by page and keeps what the caller may read; this bounds the scan.
+MAX_LIST_SCAN_PAGES = 50
 
 
 def utc_now() -> str:
@@ -67,15 +82,18 @@ class _KeyedLocks:
             else:
                 self._locks[key] = (lock, refs - 1)
 
-    async def run(self, key: str, fn: Callable[[], Any]) -> Any:
+    async def run(self, key: str, fn: Callable[[], Awaitable[Outcome]]) -> Outcome:
         with self._ref(key) as lock:
             async with lock:
                 return await fn()
 
 
 class Dispatcher:
-    def __init__(self, store: Store, *, clock: Callable[[], str] = utc_now) -> None:
+    def __init__(
+        self, store: Store, *, enforcers: EnforcerCache | None = None, clock: Callable[[], str] = utc_now
+    ) -> None:
         self.store = store
+        self.enforcers = enforcers or EnforcerCache(store)
         self._clock = clock
         self._locks = _KeyedLocks()
         self._listeners: list[EventListener] = []
@@ -85,22 +103,86 @@ class Dispatcher:
 
     async def handle(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
         if cmd.action == "retrieve":
-            state = await self.store.get("things", cmd.thing_id)
-            return strategies.retrieve(cmd, state)
+            return await self._retrieve(cmd, auth)
 
         async def modify() -> Outcome:
             return await self._modify(cmd, auth)
 
-        outcome: Outcome = await self._locks.run(cmd.thing_id, modify)
+        outcome = await self._locks.run(cmd.thing_id, modify)
         if outcome.event is not None:
             self._publish(outcome.event)
         return outcome
 
-    async def retrieve_many(self, thing_ids: list[str]) -> list[EntityState]:
-        found = await self.store.get_many("things", thing_ids)
-        return [found[t] for t in thing_ids if t in found]
+    # ------------------------------------------------------------------------------------------ queries
+    async def _retrieve(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
+        state = await self.store.get("things", cmd.thing_id)
+        if state is None or state.doc is None:
+            raise thing_not_found(cmd.thing_id)
+        enforcer = await self.thing_enforcer(state)
+        if enforcer is None:  # the Thing's policy was deleted: nobody may see the Thing
+            raise thing_not_found(cmd.thing_id)
+        guard.authorize_retrieve(enforcer, auth.subjects, cmd)
+        outcome = strategies.retrieve(cmd, state)
+        if cmd.resource.kind is Kind.THING:
+            return replace(
+                outcome, value=guard.thing_view(enforcer, auth.subjects, cmd.thing_id, outcome.value)
+            )
+        value = guard.value_view(enforcer, auth.subjects, cmd.resource, outcome.value)
+        if value is MISSING:
+            raise cmd.resource.not_found(cmd.thing_id)
+        return replace(outcome, value=value)
 
-    # ------------------------------------------------------------------------------------------ internals
+    async def retrieve_many(
+        self, thing_ids: Sequence[str], auth: AuthContext, fields: FieldSelector | None
+    ) -> list[dict[str, Any]]:
+        """``GET /things?ids=``: the READ views of the Things the caller may see, in the order asked."""
+        found = await self.store.get_many("things", thing_ids)
+        views = [await self._visible_view(found[t], auth, fields) for t in thing_ids if t in found]
+        return [v for v in views if v is not None]
+
+    async def list_visible(
+        self,
+        auth: AuthContext,
+        *,
+        after: str | None,
+        size: int,
+        namespaces: Sequence[str] | None,
+        fields: FieldSelector | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the Things the caller may see, ordered by id, and the id to continue after (if more)."""
+        views: list[dict[str, Any]] = []
+        cursor = after
+        for _page in range(MAX_LIST_SCAN_PAGES):
+            page = await self.store.list_page("things", after=cursor, limit=size + 1, namespaces=namespaces)
+            for state in page[:size]:
+                cursor = state.entity_id
+                view = await self._visible_view(state, auth, fields)
+                if view is not None:
+                    views.append(view)
+                    if len(views) == size:
+                        more = len(page) > size or state is not page[-1]
+                        return views, cursor if more else None
+            if len(page) <= size:
+                return views, None
+        return views, cursor
+
+    async def _visible_view(
+        self, state: EntityState, auth: AuthContext, fields: FieldSelector | None
+    ) -> dict[str, Any] | None:
+        enforcer = await self.thing_enforcer(state)
+        if enforcer is None or not guard.can_retrieve(enforcer, auth.subjects, ()):
+            return None
+        return guard.thing_view(
+            enforcer, auth.subjects, state.entity_id, strategies.thing_view(state, fields)
+        )
+
+    async def thing_enforcer(self, state: EntityState) -> Enforcer | None:
+        policy_id = state.doc.get("policyId") if state.doc else None
+        if not isinstance(policy_id, str):
+            return None
+        return await self.enforcers.enforcer(policy_id, namespace_of(state.entity_id))
+
+    # ------------------------------------------------------------------------------------------ modifications
     async def _modify(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
         for _attempt in range(MAX_CAS_ATTEMPTS):
             state = await self.store.get("things", cmd.thing_id)
@@ -128,9 +210,12 @@ class Dispatcher:
             not exists and kind is Kind.THING and cmd.action in ("modify", "merge")
         ):
             return await self._create(cmd, auth, state, revision, now)
-        if not exists:
+        if state is None or state.doc is None:
             raise thing_not_found(cmd.thing_id)
-        assert state is not None
+        enforcer = await self.thing_enforcer(state)
+        if enforcer is None:  # a Thing without policy can be changed by nobody
+            raise cmd.resource.not_modifiable(cmd.thing_id)
+        guard.authorize_write(enforcer, auth.subjects, cmd)
         if cmd.action == "modify":
             if kind is Kind.THING and isinstance(cmd.value, dict):
                 self._refuse_inline_policy(cmd.value)
@@ -141,7 +226,26 @@ class Dispatcher:
             outcome = strategies.delete(cmd, state, revision, now)
         else:
             raise JsonInvalid(f"Unknown command action '{cmd.action}'.")
+        await self._authorize_policy_change(cmd, auth, state, outcome)
         return outcome, [self._thing_write(state, outcome, now)]
+
+    async def _authorize_policy_change(
+        self, cmd: ThingCommand, auth: AuthContext, state: EntityState, outcome: Outcome
+    ) -> None:
+        """A Thing moving to another policy needs that policy to exist and to let the caller set it there
+        too: otherwise anyone allowed to write ``policyId`` could hand the Thing to a policy they cannot use."""
+        old = state.doc.get("policyId") if state.doc else None
+        new = outcome.new_doc.get("policyId") if outcome.new_doc else None
+        if new is None or new == old:
+            return
+        enforcer = await self.enforcers.enforcer(new, namespace_of(cmd.thing_id))
+        if enforcer is None:
+            raise PolicyNotFound(
+                f"The Policy with ID '{new}' could not be found or requester had insufficient permissions "
+                "to access it."
+            )
+        if not enforcer.has_unrestricted(auth.subjects, "thing:/policyId", (WRITE,)):
+            raise cmd.resource.not_modifiable(cmd.thing_id)
 
     @staticmethod
     def _refuse_inline_policy(body: dict[str, Any]) -> None:
@@ -158,17 +262,17 @@ class Dispatcher:
         new_state = EntityState(event.thing_id, event.revision, outcome.new_doc, created, now)
         return EntityWrite("things", state.revision if state is not None else 0, new_state, event.to_json())
 
+    # ------------------------------------------------------------------------------------------ creation
     async def _create(
         self, cmd: ThingCommand, auth: AuthContext, state: EntityState | None, revision: int, now: str
     ) -> tuple[Outcome, list[EntityWrite]]:
         """Create a Thing and, unless it names an existing policy, its policy (``basic-policy``: default,
-        inline ``_policy`` or ``_copyPolicyFrom``), in one atomic commit."""
+        inline ``_policy`` or ``_copyPolicyFrom``), in one atomic commit, authorized by that policy."""
         if cmd.action == "merge":
             body = strategies.merge_creation_body(cmd.thing_id, cmd.value)
         else:
             body = strategies.json_body(cmd.value)
         strategies.check_body_thing_id(cmd.thing_id, body)
-        policy_writes: list[EntityWrite] = []
         inline = body.get("_policy", MISSING)
         copy_from = body.get("_copyPolicyFrom", MISSING)
         policy_id = body.get("policyId")
@@ -176,38 +280,68 @@ class Dispatcher:
             raise JsonInvalid("The Policy ID must be a JSON string.")
         if inline is not MISSING and copy_from is not MISSING:
             raise PolicyConflicting(
-                f"The Thing with ID '{cmd.thing_id}' could not be created as it contained both an inline Policy "
-                "and a Policy to copy."
+                f"The Thing with ID '{cmd.thing_id}' could not be created as it contained both an inline "
+                "Policy and a Policy to copy."
             )
         if policy_id is not None:
             check_policy_id(policy_id)
+        namespace = namespace_of(cmd.thing_id)
+        policy_writes: list[EntityWrite] = []
         if inline is not MISSING or copy_from is not MISSING:
-            new_policy_id = policy_id or cmd.thing_id
+            policy_id = policy_id or cmd.thing_id
             if inline is not MISSING:
-                if isinstance(inline, dict) and "policyId" in inline and inline["policyId"] != new_policy_id:
+                if isinstance(inline, dict) and "policyId" in inline and inline["policyId"] != policy_id:
                     raise PolicyIdNotAllowed()
-                policy = inline_policy(new_policy_id, inline, auth)
+                policy = inline_policy(policy_id, inline, auth)
             else:
-                policy = await self._copied_policy(cmd.thing_id, new_policy_id, copy_from, auth)
-            policy_writes.append(await self._new_policy_write(cmd.thing_id, new_policy_id, policy, now))
-            policy_id = new_policy_id
+                policy = await self._copied_policy(cmd.thing_id, policy_id, copy_from, auth)
+            enforcer = await self._check_new_policy(cmd, auth, policy_id, policy, namespace)
+            policy_writes.append(await self._new_policy_write(cmd.thing_id, policy_id, policy, now))
         elif policy_id is not None:
-            existing = await self.store.get("policies", policy_id)
-            if existing is None or existing.doc is None:
+            existing = await self.enforcers.enforcer(policy_id, namespace)
+            if existing is None:
                 raise ThingNotCreatable(
                     f"The Thing with ID '{cmd.thing_id}' could not be created as the Policy with ID "
                     f"'{policy_id}' is not existing.",
                     "Check if the ID of the Policy you created the Thing with is correct.",
                 )
+            enforcer = existing
         else:
             policy_id = cmd.thing_id
             policy = default_policy(policy_id, auth)
+            enforcer = await self.enforcers.compile_unsaved(policy_id, policy, namespace)
             policy_writes.append(await self._new_policy_write(cmd.thing_id, policy_id, policy, now))
+        if not enforcer.has_unrestricted(auth.subjects, "thing:/", (WRITE,)):
+            raise ThingNotModifiable(
+                f"The Thing with ID '{cmd.thing_id}' could not be created as the requester had insufficient "
+                "permissions (WRITE on 'thing:/' of its Policy is required)."
+            )
         body = {k: v for k, v in body.items() if not k.startswith("_")}
         body["policyId"] = policy_id
         create_cmd = ThingCommand("create", cmd.thing_id, (), body, cmd.headers, cmd.fields)
         outcome = strategies.create(create_cmd, state, revision, now)
         return outcome, [self._thing_write(state, outcome, now), *policy_writes]
+
+    async def _check_new_policy(
+        self, cmd: ThingCommand, auth: AuthContext, policy_id: str, policy: dict[str, Any], namespace: str
+    ) -> Enforcer:
+        """A new inline or copied policy must keep someone able to change it (``things:policy.invalid``),
+        and its creator, unless ``allow-policy-lockout``."""
+        enforcer = await self.enforcers.compile_unsaved(policy_id, policy, namespace)
+        if not policy.get("imports") and not check_policy_lockout(policy, resolve_entries(policy, {})):
+            raise ThingPolicyInvalid(
+                f"The Policy of the Thing with ID '{cmd.thing_id}' is invalid: it must grant WRITE on "
+                "'policy:/' to at least one subject without expiry."
+            )
+        if not cmd.headers.allow_policy_lockout and not enforcer.has_unrestricted(
+            auth.subjects, "policy:/", (WRITE,)
+        ):
+            raise PolicyNotModifiable(
+                f"The Policy with ID '{policy_id}' could not be created as the requester would not be allowed "
+                "to modify it (WRITE on 'policy:/').",
+                "Grant yourself WRITE on 'policy:/', or send 'allow-policy-lockout: true'.",
+            )
+        return enforcer
 
     async def _new_policy_write(
         self, thing_id: str, policy_id: str, policy: dict[str, Any], now: str
@@ -231,28 +365,40 @@ class Dispatcher:
     async def _copied_policy(
         self, thing_id: str, policy_id: str, source: Any, auth: AuthContext
     ) -> dict[str, Any]:
-        """``_copyPolicyFrom``: a policy id, or ``{{ ref:things/<thingId>/policyId }}``."""
+        """``_copyPolicyFrom``: a policy id, or ``{{ ref:things/<thingId>/policyId }}``. What is copied is the
+        caller's READ view of that policy, so copying never reveals more than reading it would."""
         if not isinstance(source, str):
             raise JsonInvalid("'_copyPolicyFrom' must be a JSON string.")
         source_id = source.strip()
         if source_id.startswith("{{") and source_id.endswith("}}"):
-            ref = source_id[2:-2].strip()
-            prefix = "ref:things/"
-            if not (ref.startswith(prefix) and ref.endswith("/policyId")):
-                raise JsonInvalid(f"The placeholder '{source}' in '_copyPolicyFrom' is not supported.")
-            ref_thing = ref[len(prefix) : -len("/policyId")]
-            referenced = await self.store.get("things", ref_thing)
-            if referenced is None or referenced.doc is None:
-                raise thing_not_found(ref_thing)
-            source_id = str(referenced.doc.get("policyId", ""))
+            source_id = await self._referenced_policy_id(source_id, auth)
         check_policy_id(source_id)
-        found = await self.store.get("policies", source_id)
+        not_found = PolicyNotFound(
+            f"The Policy with ID '{source_id}' could not be found or requester had insufficient permissions "
+            "to access it."
+        )
+        found = await self.enforcers.policy(source_id)
         if found is None or found.doc is None:
-            raise ThingNotCreatable(
-                f"The Thing with ID '{thing_id}' could not be created as the Policy with ID '{source_id}' "
-                "to copy is not existing."
-            )
-        return inline_policy(policy_id, found.doc, auth)
+            raise not_found
+        enforcer = await self.enforcers.enforcer_of(found, namespace_of(source_id))
+        view = enforcer.read_view(auth.subjects, "policy:/", found.doc)
+        if not isinstance(view, dict) or not view.get("entries"):
+            raise not_found
+        return inline_policy(policy_id, view, auth)
+
+    async def _referenced_policy_id(self, placeholder: str, auth: AuthContext) -> str:
+        ref = placeholder[2:-2].strip()
+        prefix = "ref:things/"
+        if not (ref.startswith(prefix) and ref.endswith("/policyId")):
+            raise JsonInvalid(f"The placeholder '{placeholder}' in '_copyPolicyFrom' is not supported.")
+        ref_thing = ref[len(prefix) : -len("/policyId")]
+        referenced = await self.store.get("things", ref_thing)
+        if referenced is None or referenced.doc is None:
+            raise thing_not_found(ref_thing)
+        enforcer = await self.thing_enforcer(referenced)
+        if enforcer is None or not enforcer.has_partial(auth.subjects, "thing:/policyId", (READ,)):
+            raise thing_not_found(ref_thing)
+        return str(referenced.doc.get("policyId", ""))
 
     def _publish(self, event: ThingEvent) -> None:
         for listener in self._listeners:
@@ -260,6 +406,3 @@ class Dispatcher:
                 listener(event)
             except Exception:  # a broken subscriber must never fail the write that was already persisted
                 log.exception("event listener failed")
-
-
-__all__ = ["Dispatcher", "DittoError", "utc_now"]

@@ -1,0 +1,95 @@
+"""Policy enforcers, compiled once per policy revision and cached (``basic-policy``).
+
+Each request re-reads the revision of the policy (and of its imports) — a point read — and compiles a new
+enforcer only when one of them changed, so a policy change takes effect for the very next request, also when
+another process changed the policy.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ditto_compat.domain.enforcer import Enforcer
+from ditto_compat.domain.entity import EntityState
+from ditto_compat.domain.policy_resolution import import_ids, resolve_entries
+from ditto_compat.persistence.ports import Store
+
+MAX_IMPORT_DEPTH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    revisions: tuple[tuple[str, int], ...]
+    enforcer: Enforcer
+
+
+def _expired(enforcer: Enforcer) -> bool:
+    """An enforcer compiled before a subject's ``expiry`` must not outlive it."""
+    return enforcer.valid_until is not None and datetime.now(UTC) >= enforcer.valid_until
+
+
+class EnforcerCache:
+    def __init__(self, store: Store, *, capacity: int = 10_000) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._cache: OrderedDict[tuple[str, str | None], _Compiled] = OrderedDict()
+
+    async def policy(self, policy_id: str) -> EntityState | None:
+        """The live policy, or ``None`` when it does not exist (or was deleted)."""
+        state = await self._store.get("policies", policy_id)
+        return state if state is not None and state.doc is not None else None
+
+    async def enforcer(self, policy_id: str, namespace: str | None) -> Enforcer | None:
+        """The enforcer of a live policy for entities in ``namespace``; ``None`` when the policy is missing."""
+        state = await self.policy(policy_id)
+        if state is None:
+            return None
+        return await self.enforcer_of(state, namespace)
+
+    async def enforcer_of(self, state: EntityState, namespace: str | None) -> Enforcer:
+        """The enforcer of a stored policy state."""
+        assert state.doc is not None
+        imported = await self._load_imports(state)
+        revisions = (
+            (state.entity_id, state.revision),
+            *sorted((pid, s.revision if s is not None else 0) for pid, s in imported.items()),
+        )
+        key = (state.entity_id, namespace)
+        cached = self._cache.get(key)
+        if cached is not None and cached.revisions == revisions and not _expired(cached.enforcer):
+            self._cache.move_to_end(key)
+            return cached.enforcer
+        docs = {pid: (s.doc if s is not None else None) for pid, s in imported.items()}
+        enforcer = Enforcer.compile(resolve_entries(state.doc, docs), namespace=namespace)
+        self._cache[key] = _Compiled(revisions, enforcer)
+        if len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+        return enforcer
+
+    async def compile_unsaved(self, policy_id: str, doc: dict[str, Any], namespace: str | None) -> Enforcer:
+        """The enforcer of a policy that is not stored yet (a Thing's new inline or copied policy). Never
+        cached: the creation may still fail, and another policy may later be stored at the same revision."""
+        imported = await self._load_imports(EntityState(policy_id, 0, doc, "", ""))
+        docs = {pid: (s.doc if s is not None else None) for pid, s in imported.items()}
+        return Enforcer.compile(resolve_entries(doc, docs), namespace=namespace)
+
+    async def _load_imports(self, state: EntityState) -> dict[str, EntityState | None]:
+        """Every policy reachable through ``imports`` (resolution decides which of them count)."""
+        assert state.doc is not None
+        loaded: dict[str, EntityState | None] = {}
+        frontier = [pid for pid in import_ids(state.doc) if pid != state.entity_id]
+        for _depth in range(MAX_IMPORT_DEPTH):
+            if not frontier:
+                break
+            found = await self._store.get_many("policies", frontier)
+            next_frontier: list[str] = []
+            for pid in frontier:
+                loaded[pid] = found.get(pid)
+                doc = found[pid].doc if pid in found else None
+                if doc is not None:
+                    next_frontier += [p for p in import_ids(doc) if p not in loaded and p != state.entity_id]
+            frontier = list(dict.fromkeys(next_frontier))
+        return loaded

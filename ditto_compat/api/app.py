@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response
-from ditto_compat.api.status import health, whoami
+from ditto_compat.api.policies import policies_endpoint
+from ditto_compat.api.status import check_permissions_endpoint, health, whoami
 from ditto_compat.api.things import things_endpoint
 from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.auth.htpasswd import Htpasswd
@@ -27,6 +28,7 @@ from ditto_compat.errors import MethodNotAllowed, ResourceNotFound
 from ditto_compat.persistence.factory import create_store
 from ditto_compat.persistence.ports import Store
 from ditto_compat.service.dispatcher import Dispatcher
+from ditto_compat.service.policies import PolicyService
 from ditto_compat.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,10 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
             mongo_database=settings.mongo_database,
             sqlite_synchronous=settings.sqlite_synchronous,
         )
-    return AppContext(settings, store, Dispatcher(store), authenticator)
+    dispatcher = Dispatcher(store)
+    # one enforcer cache for Things and Policies: a policy compiled for either serves both
+    policies = PolicyService(store, dispatcher.enforcers)
+    return AppContext(settings, store, dispatcher, authenticator, policies)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -71,8 +76,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/api/2/whoami", whoami, methods=["GET"]),
+        Route("/api/2/checkPermissions", check_permissions_endpoint, methods=["POST"]),
         Route("/api/2/things", things_endpoint, methods=ALL_METHODS),
         Route("/api/2/things/{rest:path}", things_endpoint, methods=ALL_METHODS),
+        Route("/api/2/policies", policies_endpoint, methods=ALL_METHODS),
+        Route("/api/2/policies/{rest:path}", policies_endpoint, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_found})
     app.state.ctx = ctx

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.persistence.ports import Store
 from ditto_compat.service.dispatcher import Dispatcher
+from ditto_compat.service.policies import PolicyService
 from ditto_compat.settings import Settings
 
 
@@ -16,4 +17,5 @@ class AppContext:
     store: Store
     dispatcher: Dispatcher
     authenticator: Authenticator
+    policies: PolicyService
     ready: bool = False

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,7 @@ from ditto_compat.errors import (
     RequestEntityTooLarge,
     UriTooLong,
 )
+from ditto_compat.model.fields import FieldSelector, parse_fields
 from ditto_compat.model.headers import (
     CommandHeaders,
     new_correlation_id,
@@ -55,6 +57,31 @@ QUERY_PARAMS_AS_HEADERS = frozenset(
         "dry-run",
     }
 )
+
+
+def path_segments(request: Request, prefix: str) -> tuple[str | None, list[str]]:
+    """``<prefix>/<id>/<segments...>`` from the raw (still percent-encoded) path, each part decoded on its own:
+    entity ids arrive encoded or not depending on the client (``:`` as ``%3A`` or literal), and an encoded
+    ``/`` inside a key must not split it."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    rest = raw.decode("latin-1").split("?", 1)[0][len(prefix) :]
+    if rest in ("", "/"):
+        return None, []
+    segments = rest[1:].split("/")
+    return unquote(segments[0]), [unquote(s) for s in segments[1:]]
+
+
+def request_uri(request: Request) -> str:
+    """The request URI without its query, as the client sent it (still percent-encoded, so it is always a
+    valid header value): Ditto's ``Location`` for a ``PUT`` that created something."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return str(request.base_url).rstrip("/") + raw.decode("latin-1").split("?", 1)[0]
+
+
+def fields_param(request: Request) -> FieldSelector | None:
+    """The ``fields`` query parameter as a selector."""
+    text = request.query_params.get("fields")
+    return parse_fields(text) if text else None
 
 
 def header_or_param(request: Request, name: str) -> str | None:

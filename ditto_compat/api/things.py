@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,12 +20,15 @@ from ditto_compat.api.http import (
     command_headers,
     correlation_id_of,
     ditto_endpoint,
+    fields_param,
     header_or_param,
     json_response,
+    path_segments,
     read_body,
+    request_uri,
 )
 from ditto_compat.domain.auth import AuthContext
-from ditto_compat.domain.things import Outcome, ThingCommand, thing_view
+from ditto_compat.domain.things import Outcome, ThingCommand
 from ditto_compat.errors import (
     CommandTimeout,
     DittoError,
@@ -39,7 +41,6 @@ from ditto_compat.errors import (
 from ditto_compat.errors import (
     HeaderInvalid as OptionInvalid,
 )
-from ditto_compat.model.fields import FieldSelector, parse_fields
 from ditto_compat.model.ids import check_namespace, check_thing_id, generate_thing_id
 from ditto_compat.model.jsonio import loads
 from ditto_compat.model.pointer import MISSING, Pointer, parse_pointer
@@ -57,21 +58,9 @@ def _ctx(request: Request) -> AppContext:
 
 
 def _split_path(request: Request) -> tuple[str | None, Pointer]:
-    """``/api/2/things/<id>/<pointer...>`` from the raw (still percent-encoded) path."""
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    path = raw.decode("latin-1").split("?", 1)[0]
-    rest = path[len(PREFIX) :]
-    if rest in ("", "/"):
-        return None, ()
-    segments = rest[1:].split("/")
-    thing_id = unquote(segments[0])
-    inner = "/".join(unquote(s) for s in segments[1:])
-    return thing_id, parse_pointer(inner)
-
-
-def _fields(request: Request) -> FieldSelector | None:
-    text = request.query_params.get("fields")
-    return parse_fields(text) if text else None
+    """``/api/2/things/<id>/<pointer...>``."""
+    thing_id, segments = path_segments(request, PREFIX)
+    return thing_id, parse_pointer("/".join(segments))
 
 
 @ditto_endpoint
@@ -82,7 +71,7 @@ async def things_endpoint(request: Request) -> Response:
     thing_id, pointer = _split_path(request)
     if thing_id is None:
         if request.method == "GET":
-            return await _list_things(request, ctx, correlation_id)
+            return await _list_things(request, ctx, auth, correlation_id)
         if request.method == "POST":
             return await _post_thing(request, ctx, auth, correlation_id)
         raise MethodNotAllowed(f"The method '{request.method}' is not allowed on '/things'.")
@@ -100,7 +89,7 @@ async def things_endpoint(request: Request) -> Response:
                 f"Use <{MERGE_PATCH}> as Content-Type.",
             )
         value = loads(await read_body(request))
-    cmd = ThingCommand(action, thing_id, pointer, value, headers, _fields(request))
+    cmd = ThingCommand(action, thing_id, pointer, value, headers, fields_param(request))
     cmd.resource  # noqa: B018  (validates the path: unknown resources answer 404 before any I/O)
     outcome = await _dispatch(ctx, cmd, auth)
     response_headers = {"correlation-id": correlation_id}
@@ -109,7 +98,7 @@ async def things_endpoint(request: Request) -> Response:
     if outcome.etag:
         response_headers["etag"] = outcome.etag
     if outcome.status == 201:
-        response_headers["location"] = str(request.url.replace(query=""))
+        response_headers["location"] = request_uri(request)
         return json_response(201, outcome.value, response_headers)
     if outcome.status == 200:
         return json_response(200, outcome.value, response_headers)
@@ -157,12 +146,12 @@ async def _post_thing(request: Request, ctx: AppContext, auth: AuthContext, corr
         return Response(status_code=202, headers=response_headers)
     if outcome.etag:
         response_headers["etag"] = outcome.etag
-    response_headers["location"] = f"{str(request.url.replace(query='')).rstrip('/')}/{thing_id}"
+    response_headers["location"] = f"{request_uri(request).rstrip('/')}/{thing_id}"
     return json_response(201, outcome.value, response_headers)
 
 
-async def _list_things(request: Request, ctx: AppContext, correlation_id: str) -> Response:
-    fields = _fields(request)
+async def _list_things(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:
+    fields = fields_param(request)
     headers = {"correlation-id": correlation_id}
     ids_param = request.query_params.get("ids")
     if ids_param is not None:
@@ -171,18 +160,18 @@ async def _list_things(request: Request, ctx: AppContext, correlation_id: str) -
             raise OptionInvalid(
                 "The query parameter 'ids' must not be empty.", "Provide a comma-separated list of Thing IDs."
             )
-        states = await ctx.dispatcher.retrieve_many(ids)
-        return json_response(200, [thing_view(s, fields) for s in states], headers)
+        return json_response(200, await ctx.dispatcher.retrieve_many(ids, auth, fields), headers)
     size, after = _page_option(request.query_params.get("option"))
     namespaces_param = request.query_params.get("namespaces")
     namespaces = [n.strip() for n in namespaces_param.split(",") if n.strip()] if namespaces_param else None
-    page = await ctx.store.list_page("things", after=after, limit=size + 1, namespaces=namespaces)
-    items = page[:size]
-    if len(page) > size:
-        cursor = base64.urlsafe_b64encode(items[-1].entity_id.encode()).decode().rstrip("=")
+    views, last = await ctx.dispatcher.list_visible(
+        auth, after=after, size=size, namespaces=namespaces, fields=fields
+    )
+    if last is not None:
+        cursor = base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
         next_url = request.url.include_query_params(option=f"size({size}),cursor({cursor})")
         headers["link"] = f'<{next_url}>; rel="next"'
-    return json_response(200, [thing_view(s, fields) for s in items], headers)
+    return json_response(200, views, headers)
 
 
 def _page_option(option: str | None) -> tuple[int, str | None]:

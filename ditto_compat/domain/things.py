@@ -7,13 +7,17 @@ I/O around it. Policy creation for new Things is the dispatcher's job too, since
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ditto_compat.domain.entity import EntityState as ThingState
 from ditto_compat.domain.events import ThingEvent, apply_event
 from ditto_compat.domain.resources import Kind, ThingResource, resource_of, thing_not_found
+
+# the tag helpers live in domain/tags.py (shared with Policies) and stay importable from here
+from ditto_compat.domain.tags import check_preconditions as check_preconditions
+from ditto_compat.domain.tags import content_tag as content_tag
+from ditto_compat.domain.tags import revision_tag as revision_tag
 from ditto_compat.domain.validation import THING_SIZE_LIMIT, check_thing_body, check_value
 from ditto_compat.errors import (
     DittoError,
@@ -23,11 +27,10 @@ from ditto_compat.errors import (
     ThingConflict,
     ThingIdNotSettable,
     ThingPreconditionFailed,
-    ThingPreconditionNotModified,
     ThingTooLarge,
 )
 from ditto_compat.model.fields import FieldSelector, project
-from ditto_compat.model.headers import CommandHeaders, EntityTagMatcher, IfEqual
+from ditto_compat.model.headers import CommandHeaders, IfEqual
 from ditto_compat.model.jsonio import canonical, dumps
 from ditto_compat.model.merge import merge_patch, minimized, remove_nulls
 from ditto_compat.model.pointer import MISSING, Pointer, get_at
@@ -72,15 +75,6 @@ def same_json(a: Any, b: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- tags
-def revision_tag(revision: int) -> str:
-    return f'"rev:{revision}"'
-
-
-def content_tag(value: Any) -> str:
-    """A stable tag for a sub-resource: equal JSON gives an equal tag, across restarts and processes."""
-    return '"hash:' + hashlib.blake2b(canonical(value), digest_size=8).hexdigest() + '"'
-
-
 def entity_tag(resource: ThingResource, state: ThingState | None) -> str | None:
     if state is None or state.doc is None:
         return None
@@ -88,35 +82,6 @@ def entity_tag(resource: ThingResource, state: ThingState | None) -> str | None:
         return revision_tag(state.revision)
     value = get_at(state.doc, resource.path)
     return None if value is MISSING else content_tag(value)
-
-
-def check_preconditions(headers: CommandHeaders, current: str | None, *, read: bool) -> None:
-    """``If-Match`` then ``If-None-Match`` (RFC 7232 as Ditto applies it, ``httpapi-concepts``)."""
-    if headers.if_match is not None and not headers.if_match.matches(current):
-        raise ThingPreconditionFailed(
-            _precondition_message("if-match", headers.if_match, current, "to match"),
-            headers={"etag": current} if current else None,
-        )
-    if headers.if_none_match is not None and headers.if_none_match.matches(current):
-        if read:
-            raise ThingPreconditionNotModified(
-                _precondition_message("if-none-match", headers.if_none_match, current, "not to match"),
-                headers={"etag": current} if current else None,
-            )
-        raise ThingPreconditionFailed(
-            _precondition_message("if-none-match", headers.if_none_match, current, "not to match"),
-            headers={"etag": current} if current else None,
-        )
-
-
-def _precondition_message(
-    header: str, matcher: EntityTagMatcher, current: str | None, expectation: str
-) -> str:
-    expected = "*" if matcher.any else ",".join(matcher.tags)
-    return (
-        f"The comparison of precondition header '{header}' for the requested Thing resource evaluated to false. "
-        f"Expected: '{expected}' {expectation} actual: '{current or ''}'."
-    )
 
 
 def _if_equal_failed() -> DittoError:

@@ -202,7 +202,10 @@ async def test_existing_policy_id_and_inline_policy(client: httpx.AsyncClient) -
         "entries": {
             "OWNER": {
                 "subjects": {"{{ request:subjectId }}": {"type": "me"}},
-                "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []}},
+                "resources": {
+                    "thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
+                    "policy:/": {"grant": ["READ", "WRITE"], "revoke": []},
+                },
             }
         }
     }
@@ -542,3 +545,11 @@ async def test_uri_over_8k_is_refused(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/2/things", params={"ids": ids})
     assert r.status_code == 414
     assert r.json()["status"] == 414
+
+
+async def test_location_of_non_ascii_keys_stays_encoded(client: httpx.AsyncClient) -> None:
+    thing_id = await put_thing(client, {})
+    r = await client.put(f"/api/2/things/{thing_id}/attributes/%E6%B8%A9%E5%BA%A6", json=21)
+    assert r.status_code == 201, r.text
+    assert r.headers["location"].endswith("/attributes/%E6%B8%A9%E5%BA%A6")
+    assert (await client.get(f"/api/2/things/{thing_id}/attributes")).json() == {"温度": 21}

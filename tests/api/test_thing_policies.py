@@ -392,3 +392,34 @@ async def test_expired_subjects_grant_nothing(api: httpx.AsyncClient) -> None:
     thing_id = await create(api, {**THING, "_policy": policy})
     assert (await api.get(f"/api/2/things/{thing_id}", headers=BOB)).status_code == 404
     assert (await api.get(f"/api/2/things/{thing_id}", headers=CAROL)).status_code == 200
+
+
+async def test_access_through_imported_entries_follows_the_imported_policy(api: httpx.AsyncClient) -> None:
+    template_id = new_id()
+    template = {
+        "entries": {
+            "ADMIN": OWNER_ENTRY,
+            "READERS": {
+                **entry("nginx:bob", {"thing:/": {"grant": ["READ"], "revoke": []}}),
+                "importable": "implicit",
+            },
+            "WRITERS": {**entry("nginx:carol", {"thing:/": RW}), "importable": "explicit"},
+        }
+    }
+    r = await api.put(f"/api/2/policies/{template_id}", json=template, headers=ALICE)
+    assert r.status_code == 201, r.text
+    thing_policy = {"entries": {"OWNER": OWNER_ENTRY}, "imports": {template_id: {}}}
+    thing_id = await create(api, {**THING, "_policy": thing_policy})
+    url = f"/api/2/things/{thing_id}"
+    assert (await api.get(url, headers=BOB)).status_code == 200
+    # explicit entries are imported only when listed
+    assert (await api.put(f"{url}/attributes/x", json=1, headers=CAROL)).status_code == 403
+    r = await api.put(
+        f"/api/2/policies/{thing_id}/imports/{template_id}", json={"entries": ["WRITERS"]}, headers=ALICE
+    )
+    assert r.status_code == 204, r.text
+    assert (await api.put(f"{url}/attributes/x", json=1, headers=CAROL)).status_code == 201
+    # a change of the imported policy applies to the very next request
+    r = await api.delete(f"/api/2/policies/{template_id}/entries/READERS/subjects/nginx:bob", headers=ALICE)
+    assert r.status_code == 204, r.text
+    assert (await api.get(url, headers=BOB)).status_code == 404

@@ -304,6 +304,15 @@ class ThingPreconditionFailed(DittoError):
     default_message = "The comparison of precondition header did not match."
 
 
+class ThingConditionFailed(DittoError):
+    status = 412
+    error_code = "things:condition.failed"
+    default_message = "The specified condition does not match the state of the requested Thing."
+    default_description = (
+        "Check the condition (an RQL expression) and that you may READ the fields it refers to."
+    )
+
+
 class ThingPreconditionNotModified(DittoError):
     status = 304
     error_code = "things:precondition.notmodified"
@@ -359,6 +368,22 @@ class SearchOptionInvalid(DittoError):
     status = 400
     error_code = "thing-search:search.option.invalid"
     default_message = "The search option is invalid."
+
+
+# === rql (ditto_compat/rql/*) ====================================================================================
+class RqlExpressionInvalid(DittoError):
+    """Ditto's ``InvalidRqlExpressionException``: a filter or condition that does not parse, or names a field
+    that cannot be searched. The message carries the parser's position (``(line 1, column 5)``)."""
+
+    status = 400
+    error_code = "rql.expression.invalid"
+    default_message = "The given RQL expression was invalid"
+    default_description = (
+        "Ensure that all opening parentheses have also closing ones and that the RQL expression is valid."
+    )
+
+
+# === end of the rql block =======================================================================================
 
 
 # === policies API (ditto_compat/domain/policy_*.py, service/policies.py, api/policies.py) ==================

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response
 from ditto_compat.api.policies import policies_endpoint
+from ditto_compat.api.search import count_things, search_things
 from ditto_compat.api.status import check_permissions_endpoint, health, whoami
 from ditto_compat.api.things import things_endpoint
 from ditto_compat.auth.authenticator import Authenticator
@@ -29,6 +30,7 @@ from ditto_compat.persistence.factory import create_store
 from ditto_compat.persistence.ports import Store
 from ditto_compat.service.dispatcher import Dispatcher
 from ditto_compat.service.policies import PolicyService
+from ditto_compat.service.search import SearchService
 from ditto_compat.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
     dispatcher = Dispatcher(store)
     # one enforcer cache for Things and Policies: a policy compiled for either serves both
     policies = PolicyService(store, dispatcher.enforcers)
-    return AppContext(settings, store, dispatcher, authenticator, policies)
+    return AppContext(settings, store, dispatcher, authenticator, policies, SearchService(dispatcher))
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -79,6 +81,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         Route("/api/2/checkPermissions", check_permissions_endpoint, methods=["POST"]),
         Route("/api/2/things", things_endpoint, methods=ALL_METHODS),
         Route("/api/2/things/{rest:path}", things_endpoint, methods=ALL_METHODS),
+        Route("/api/2/search/things", search_things, methods=["GET", "POST"]),
+        Route("/api/2/search/things/count", count_things, methods=["GET", "POST"]),
         Route("/api/2/policies", policies_endpoint, methods=ALL_METHODS),
         Route("/api/2/policies/{rest:path}", policies_endpoint, methods=ALL_METHODS),
     ]

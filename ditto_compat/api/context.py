@@ -8,6 +8,7 @@ from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.persistence.ports import Store
 from ditto_compat.service.dispatcher import Dispatcher
 from ditto_compat.service.policies import PolicyService
+from ditto_compat.service.search import SearchService
 from ditto_compat.settings import Settings
 
 
@@ -18,4 +19,5 @@ class AppContext:
     dispatcher: Dispatcher
     authenticator: Authenticator
     policies: PolicyService
+    search: SearchService
     ready: bool = False

@@ -44,6 +44,9 @@ from ditto_compat.errors import (
 from ditto_compat.model.ids import check_namespace, check_thing_id, generate_thing_id
 from ditto_compat.model.jsonio import loads
 from ditto_compat.model.pointer import MISSING, Pointer, parse_pointer
+from ditto_compat.rql.ast import Query
+from ditto_compat.rql.fields import validate_query
+from ditto_compat.rql.parser import parse_rql
 
 PREFIX = "/api/2/things"
 MERGE_PATCH = "application/merge-patch+json"
@@ -55,6 +58,12 @@ _METHOD_ACTIONS = {"GET": "retrieve", "PUT": "modify", "PATCH": "merge", "DELETE
 def _ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+def parse_condition(text: str) -> Query:
+    query = parse_rql(text)
+    validate_query(query)
+    return query
 
 
 def _split_path(request: Request) -> tuple[str | None, Pointer]:
@@ -89,7 +98,9 @@ async def things_endpoint(request: Request) -> Response:
                 f"Use <{MERGE_PATCH}> as Content-Type.",
             )
         value = loads(await read_body(request))
-    cmd = ThingCommand(action, thing_id, pointer, value, headers, fields_param(request))
+    condition_text = header_or_param(request, "condition")
+    condition = parse_condition(condition_text) if condition_text else None
+    cmd = ThingCommand(action, thing_id, pointer, value, headers, fields_param(request), condition)
     cmd.resource  # noqa: B018  (validates the path: unknown resources answer 404 before any I/O)
     outcome = await _dispatch(ctx, cmd, auth)
     response_headers = {"correlation-id": correlation_id}

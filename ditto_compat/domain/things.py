@@ -34,6 +34,7 @@ from ditto_compat.model.headers import CommandHeaders, IfEqual
 from ditto_compat.model.jsonio import canonical, dumps
 from ditto_compat.model.merge import merge_patch, minimized, remove_nulls
 from ditto_compat.model.pointer import MISSING, Pointer, get_at
+from ditto_compat.rql.ast import Query
 
 THING_KEYS = ("thingId", "policyId", "definition", "attributes", "features")
 SPECIAL_FIELDS = ("_namespace", "_revision", "_created", "_modified")
@@ -49,6 +50,8 @@ class ThingCommand:
     value: Any = MISSING
     headers: CommandHeaders = field(default_factory=CommandHeaders)
     fields: FieldSelector | None = None
+    # the ``condition`` header: an RQL query the current Thing must match (``basic-conditional-requests``)
+    condition: Query | None = None
 
     @property
     def resource(self) -> ThingResource:

@@ -7,6 +7,14 @@ Layout in the configured database:
   ``doc`` is the Thing or Policy JSON as a sub-document (so that RQL search can query it in the database) and
   ``null`` for a tombstone. Index ``live_ns`` on ``(namespace, _id)``, partial on ``deleted: false``, serves
   :meth:`MongoStore.list_page`; its queries must say ``deleted: False`` for the planner to pick it.
+- Things carry their search fields as well: ``policy_id``; ``_wf``, the feature values as an array (the
+  feature wildcard ``features/*/...`` of :mod:`.query_mongo`); and a copy of their policy's search index,
+  ``readers`` (null when nobody reads), ``uniform`` and ``readers_v``. Indexes: ``readers`` (multikey, with
+  ``_id``), ``policy_id``, ``modified`` and ``created`` (each with ``_id``), and ``search_values``, a wildcard
+  index over the searchable parts of ``doc`` and ``_wf`` (RQL predicates on any path).
+- ``search_policies``: ``{_id: policy id, readers, uniform, v}``, the search index of each policy
+  (:class:`~ditto_compat.persistence.ports.PolicyReaders`); ``v`` counts its changes.
+- ``meta``: ``{_id: "search-layout"}`` once Things stored before search have been given their search fields.
 - ``journal``: ``{c: collection, i: entity id, r: revision, e: event}`` with the unique index
   ``entity_revision`` on ``(c, i, r)``, which both rejects a second event for one revision and serves range
   reads. (Not a compound ``_id``: a range on an embedded ``_id`` document is correct in MongoDB's ordering
@@ -24,15 +32,26 @@ Every :meth:`MongoStore.commit` is one multi-document transaction (write concern
 by ``replace_one({_id, revision: expected})`` or ``insert_one`` (duplicate key = conflict), plus the journal
 inserts. A write conflict with a concurrent transaction (error 112) is a :class:`RevisionConflict` too: the
 caller reloads and retries, as for a CAS miss. Any other driver error is :class:`StoreUnavailable`.
+
+Readers of a Thing are copied from ``search_policies`` inside the Thing's transaction, and a change of a
+policy's readers rewrites its Things with ``update_many`` inside the policy's transaction. Snapshot isolation
+leaves one gap: a Thing inserted (or moved to the policy) by a transaction that read the old readers and
+commits after the policy's ``update_many`` ran is not touched by it, and no write conflict tells either side.
+Both sides therefore check after their commit, by ``readers_v``, and bring stale copies up to date (a copy
+only ever moves to a newer ``v``). So a search may, for the instant between the two, see the previous readers
+of a policy, as Ditto's own eventually consistent index does; it never keeps them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import pymongo
-from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
@@ -43,51 +62,53 @@ from ditto_compat.persistence.ports import (
     COLLECTIONS,
     Collection,
     EntityWrite,
+    PolicyReaders,
     RevisionConflict,
+    SearchHit,
+    SearchRequest,
     StoreUnavailable,
+)
+from ditto_compat.persistence.query_mongo import (
+    escape_key,
+    escape_keys,
+    mongo_filter,
+    sort_plan,
+    unescape_key,
+    unescape_keys,
+    wildcard_features,
 )
 
 __all__ = ["MongoStore", "escape_key", "escape_keys", "unescape_key", "unescape_keys"]
 
 Document = dict[str, Any]
 
+_log = logging.getLogger(__name__)
+
 _WRITE_CONFLICT: Final = 112
 _JOURNAL: Final = "journal"
+_SEARCH_POLICIES: Final = "search_policies"
 # An acknowledged commit must survive the loss of the primary.
 _COMMIT_WRITE_CONCERN: Final = WriteConcern(w="majority")
 _HEALTH_TIMEOUT_S: Final = 2.0
-
-
-def escape_key(key: str) -> str:
-    """A JSON key as stored in MongoDB: no ``.`` and no ``$`` (Ditto's ``KeyEscapeUtil`` scheme)."""
-    return key.replace("~", "~0").replace("$", "~1").replace(".", "~2")
-
-
-def unescape_key(key: str) -> str:
-    """Inverse of :func:`escape_key`."""
-    if "~" not in key:
-        return key
-    # Every "~" of an escaped key starts a two-character token, so "~2" and "~1" only ever match whole tokens;
-    # "~0" goes last because it is the one that produces new "~" characters.
-    return key.replace("~2", ".").replace("~1", "$").replace("~0", "~")
-
-
-def escape_keys(value: Any) -> Any:
-    """A JSON value with every object key escaped by :func:`escape_key`, at any depth."""
-    if isinstance(value, dict):
-        return {escape_key(k): escape_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [escape_keys(v) for v in value]
-    return value
-
-
-def unescape_keys(value: Any) -> Any:
-    """Inverse of :func:`escape_keys`."""
-    if isinstance(value, dict):
-        return {unescape_key(k): unescape_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unescape_keys(v) for v in value]
-    return value
+# set_policy_readers retries a transaction that lost a write conflict this often (commit() instead reports
+# the conflict: its caller re-runs the command).
+_READERS_ATTEMPTS: Final = 8
+# What a search hit does not need back from the database.
+_HIT_PROJECTION: Final = {"_wf": 0, "readers": 0, "readers_v": 0, "policy_id": 0}
+# A Thing whose policy has no index (unknown, deleted, or nobody reads): no search finds it. null rather than
+# []: an empty array is a key of the multikey index too, and SecantusDB reports concurrent inserts of equal
+# array keys as write conflicts (null keys it does not).
+_NO_READERS: Final[Document] = {"readers": None, "uniform": False, "readers_v": 0}
+_META: Final = "meta"
+_WILDCARD_PROJECTION: Final = {
+    "doc.policyId": 1,
+    "doc.definition": 1,
+    "doc.attributes": 1,
+    "doc.features": 1,
+    "doc._metadata": 1,
+    "_wf": 1,
+}
+_SEARCH_LAYOUT: Final = "search-layout"
 
 
 def _to_state(doc: Mapping[str, Any]) -> EntityState:
@@ -102,16 +123,47 @@ def _to_state(doc: Mapping[str, Any]) -> EntityState:
 
 
 def _entity_fields(write: EntityWrite) -> Document:
-    """The stored entity document, without ``_id`` (``replace_one`` keeps the ``_id`` of the match)."""
+    """The stored entity document, without ``_id`` (``replace_one`` keeps the ``_id`` of the match). A Thing
+    also gets its search fields, except the readers (copied inside the transaction)."""
     state = write.state
-    return {
+    doc = None if state.doc is None else escape_keys(state.doc)
+    fields: Document = {
         "revision": state.revision,
         "deleted": state.doc is None,
         "created": state.created,
         "modified": state.modified,
         "namespace": namespace_of(state.entity_id),
-        "doc": None if state.doc is None else escape_keys(state.doc),
+        "doc": doc,
     }
+    if write.collection == "things":
+        policy_id = doc.get("policyId") if doc is not None else None
+        fields["policy_id"] = policy_id if isinstance(policy_id, str) else None
+        fields["_wf"] = wildcard_features(doc) if doc is not None else []
+    return fields
+
+
+def _policy_index(write: EntityWrite) -> PolicyReaders | None:
+    """The new search index a policy write carries (a deleted policy's: nobody reads)."""
+    if write.collection != "policies":
+        return None
+    if write.readers is None and write.state.doc is None:
+        return PolicyReaders(write.state.entity_id, (), True)
+    return write.readers
+
+
+def _readers_fields(index: Mapping[str, Any] | None) -> Document:
+    """What a Thing copies of its policy's ``search_policies`` document."""
+    if index is None:
+        return dict(_NO_READERS)
+    return {
+        "readers": list(index["readers"]) or None,
+        "uniform": bool(index["uniform"]),
+        "readers_v": int(index["v"]),
+    }
+
+
+def _hit(doc: Mapping[str, Any]) -> SearchHit:
+    return SearchHit(state=_to_state(doc), uniform=bool(doc.get("uniform")))
 
 
 def _check(write: EntityWrite) -> None:
@@ -135,6 +187,7 @@ class MongoStore:
         self._client: AsyncMongoClient[Document] | None = None
         self._entities: dict[str, AsyncCollection[Document]] = {}
         self._journal: AsyncCollection[Document] | None = None
+        self._search_policies: AsyncCollection[Document] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -146,6 +199,7 @@ class MongoStore:
         db = client[self.database]
         entities: dict[str, AsyncCollection[Document]] = {c: db[c] for c in COLLECTIONS}
         journal = db[_JOURNAL]
+        things = entities["things"]
         try:
             for coll in entities.values():
                 await coll.create_index(
@@ -156,15 +210,45 @@ class MongoStore:
             await journal.create_index(
                 [("c", ASCENDING), ("i", ASCENDING), ("r", ASCENDING)], name="entity_revision", unique=True
             )
+            # search: who may read (multikey; with _id, a reader's Things come in thingId order, the default
+            # sort), the Things of a policy (readers updates), and stored sort keys a search can walk in order
+            for name, field in (("readers", "readers"), ("policy_id", "policy_id"), ("modified", "modified")):
+                await things.create_index([(field, ASCENDING), ("_id", ASCENDING)], name=name)
+            await things.create_index([("created", ASCENDING), ("_id", ASCENDING)], name="created")
+            # every searchable value of the Thing JSON: a wildcard index serves an equality, range, $in or
+            # anchored regex on any one path, as Ditto's own flattened search index does
+            await things.create_index(
+                [("$**", ASCENDING)], name="search_values", wildcardProjection=_WILDCARD_PROJECTION
+            )
+            if await db[_META].find_one({"_id": _SEARCH_LAYOUT}) is None:
+                await self._backfill(things, db[_SEARCH_POLICIES])
+                await db[_META].update_one({"_id": _SEARCH_LAYOUT}, {"$set": {"version": 1}}, upsert=True)
         except PyMongoError as exc:
             await client.close()
             raise StoreUnavailable(f"MongoDB not usable: {exc}") from exc
         self._client, self._entities, self._journal = client, entities, journal
+        self._search_policies = db[_SEARCH_POLICIES]
+
+    @staticmethod
+    async def _backfill(things: AsyncCollection[Document], policies: AsyncCollection[Document]) -> None:
+        """Things stored before search existed get their search fields (once per database: the ``meta``
+        document ``search-layout`` records that it ran)."""
+        async for old in things.find({"readers_v": {"$exists": False}}):
+            doc = old.get("doc")
+            policy_id = doc.get("policyId") if isinstance(doc, dict) else None
+            policy_id = policy_id if isinstance(policy_id, str) else None
+            index = await policies.find_one({"_id": policy_id}) if policy_id is not None else None
+            fields = {
+                "policy_id": policy_id,
+                "_wf": wildcard_features(doc) if isinstance(doc, dict) else [],
+                **_readers_fields(index),
+            }
+            await things.update_one({"_id": old["_id"], "readers_v": {"$exists": False}}, {"$set": fields})
 
     async def close(self) -> None:
         """Close the client's connections."""
         client, self._client = self._client, None
-        self._entities, self._journal = {}, None
+        self._entities, self._journal, self._search_policies = {}, None, None
         if client is not None:
             await client.close()
 
@@ -193,6 +277,11 @@ class MongoStore:
         if self._journal is None:
             raise StoreUnavailable("MongoDB store is not open")
         return self._journal
+
+    def _index_coll(self) -> AsyncCollection[Document]:
+        if self._search_policies is None:
+            raise StoreUnavailable("MongoDB store is not open")
+        return self._search_policies
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -261,6 +350,148 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
 
+    # -- search ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _search_filter(request: SearchRequest) -> Document:
+        """Live Things a reader may read, in the namespaces, matching the filter."""
+        query: Document = {"deleted": False, "readers": {"$in": list(dict.fromkeys(request.readers))}}
+        if request.namespaces is not None:
+            query["namespace"] = {"$in": list(dict.fromkeys(request.namespaces))}
+        if request.filter is None:
+            return query
+        # The filter's own fields join the base document where they can: a planner (SecantusDB's at least)
+        # picks an index among the fields of one document more readily than through "$and".
+        parts = [mongo_filter(request.filter, datetime.now(UTC))]
+        nested: list[Document] = []
+        while parts:
+            part = parts.pop(0)
+            if set(part) == {"$and"}:
+                parts = [*part["$and"], *parts]
+            elif query.keys().isdisjoint(part):
+                query.update(part)
+            else:
+                nested.append(part)
+        if nested:
+            query["$and"] = nested
+        return query
+
+    async def search(self, request: SearchRequest) -> list[SearchHit]:
+        """At most ``request.limit`` live Things matching the filter, in sort order, after ``after``."""
+        if request.limit <= 0 or not request.readers or request.namespaces == ():
+            return []
+        things = self._coll("things")
+        query = self._search_filter(request)
+        plan = sort_plan(request.sort, request.after)
+        try:
+            if not plan.stages:
+                # only stored fields: a plain find, which can walk an index in sort order
+                if plan.after is not None:
+                    query = {"$and": [query, plan.after]}
+                cursor = things.find(query, _HIT_PROJECTION).sort(plan.sort).limit(request.limit)
+                return [_hit(d) async for d in cursor]
+            pipeline: list[Document] = [{"$match": query}, *plan.stages]
+            if plan.after is not None:
+                pipeline.append({"$match": plan.after})
+            pipeline += [
+                {"$sort": dict(plan.sort)},
+                {"$limit": request.limit},
+                {"$project": {**_HIT_PROJECTION, **dict.fromkeys(plan.computed, 0)}},
+            ]
+            return [_hit(d) async for d in await things.aggregate(pipeline)]
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB search failed: {exc}") from exc
+
+    async def count(self, request: SearchRequest) -> tuple[int, list[SearchHit]]:
+        """``(n, to_verify)``: matches of uniform policies counted by the database, matches of the others
+        returned for the caller to check (``limit``, ``sort`` and ``after`` are ignored)."""
+        if not request.readers or request.namespaces == ():
+            return 0, []
+        things = self._coll("things")
+        query = self._search_filter(request)
+        try:
+            counted = await things.count_documents({**query, "uniform": True})
+            cursor = things.find({**query, "uniform": False}, _HIT_PROJECTION).sort("_id", ASCENDING)
+            return counted, [_hit(d) async for d in cursor]
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB count failed: {exc}") from exc
+
+    async def set_policy_readers(self, readers: Sequence[PolicyReaders]) -> None:
+        """Replace the search index of these policies and of their Things, in one transaction."""
+        if not readers:
+            return
+        if self._client is None:
+            raise StoreUnavailable("MongoDB store is not open")
+        for attempt in range(_READERS_ATTEMPTS):
+            try:
+                async with (
+                    self._client.start_session() as session,
+                    await session.start_transaction(write_concern=_COMMIT_WRITE_CONCERN),
+                ):
+                    versions = {r.policy_id: await self._write_readers(session, r) for r in readers}
+                break
+            except OperationFailure as exc:
+                if exc.code != _WRITE_CONFLICT or attempt == _READERS_ATTEMPTS - 1:
+                    raise StoreUnavailable(f"MongoDB readers update failed: {exc}") from exc
+                # a Thing of the policy was written meanwhile: start over on the new snapshot
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except PyMongoError as exc:
+                raise StoreUnavailable(f"MongoDB readers update failed: {exc}") from exc
+        await self._catch_up_policies(versions)
+
+    async def _write_readers(self, session: AsyncClientSession, index: PolicyReaders) -> int:
+        """The policy's index and the copies on its live Things; returns the index's new version."""
+        subjects = list(dict.fromkeys(index.subjects))
+        stored = await self._index_coll().find_one_and_update(
+            {"_id": index.policy_id},
+            {"$set": {"readers": subjects, "uniform": index.uniform}, "$inc": {"v": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if stored is None:  # an upsert always returns the document; only a broken server would not
+            raise StoreUnavailable(f"MongoDB did not return the search index of {index.policy_id!r}")
+        version = int(stored["v"])
+        await self._coll("things").update_many(
+            {"policy_id": index.policy_id, "deleted": False},
+            {"$set": {"readers": subjects or None, "uniform": index.uniform, "readers_v": version}},
+            session=session,
+        )
+        return version
+
+    async def _catch_up_policies(self, versions: Mapping[str, int]) -> None:
+        """After a readers change committed: Things a concurrent transaction wrote with older readers."""
+        try:
+            for policy_id, version in versions.items():
+                index = await self._index_coll().find_one({"_id": policy_id})
+                if index is None or int(index["v"]) != version:
+                    continue  # a newer change runs its own catch-up
+                await self._coll("things").update_many(
+                    {"policy_id": policy_id, "deleted": False, "readers_v": {"$lt": version}},
+                    {"$set": _readers_fields(index)},
+                )
+        except PyMongoError as exc:  # the change is committed; the next change or write of the Thing repairs
+            _log.warning("search readers catch-up failed: %s", exc)
+
+    async def _catch_up_things(self, copied: Mapping[str, tuple[str, int]]) -> None:
+        """After Things committed: those whose policy's readers changed since they copied them."""
+        by_policy: dict[str, list[str]] = {}
+        for thing_id, (policy_id, _version) in copied.items():
+            by_policy.setdefault(policy_id, []).append(thing_id)
+        try:
+            current = {d["_id"]: d async for d in self._index_coll().find({"_id": {"$in": list(by_policy)}})}
+            for policy_id, thing_ids in by_policy.items():
+                index = current.get(policy_id)
+                version = int(index["v"]) if index is not None else 0
+                if all(copied[t][1] >= version for t in thing_ids):
+                    continue
+                await self._coll("things").update_many(
+                    {"_id": {"$in": thing_ids}, "policy_id": policy_id, "readers_v": {"$lt": version}},
+                    {"$set": _readers_fields(index)},
+                )
+        except PyMongoError as exc:  # as above: committed; repaired by the policy's next change
+            _log.warning("search readers catch-up failed: %s", exc)
+
     # -- writes ------------------------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[EntityWrite]) -> None:
@@ -282,13 +513,23 @@ class MongoStore:
             )
             for w in writes
         ]
+        policy_indexes = [index for w in writes if (index := _policy_index(w)) is not None]
+        # thing id -> (policy id, readers version copied): checked again after the commit
+        copied: dict[str, tuple[str, int]] = {}
         try:
             # Leaving the transaction block with an exception aborts the transaction; without one, commits.
             async with (
                 self._client.start_session() as session,
                 await session.start_transaction(write_concern=_COMMIT_WRITE_CONCERN),
             ):
+                # Policies first: a Thing created with its policy in this commit copies the new readers.
+                versions = {p.policy_id: await self._write_readers(session, p) for p in policy_indexes}
+                indexes: dict[str, Document | None] = {}
                 for write, fields, event in staged:
+                    if write.collection == "things":
+                        await self._copy_readers(session, fields, indexes)
+                        if fields["policy_id"] is not None and not fields["deleted"]:
+                            copied[write.state.entity_id] = (fields["policy_id"], fields["readers_v"])
                     await self._write_one(session, write, fields, event)
         except RevisionConflict:
             raise
@@ -300,6 +541,22 @@ class MongoStore:
             raise StoreUnavailable(f"MongoDB commit failed: {exc}") from exc
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB commit failed: {exc}") from exc
+        if versions:
+            await self._catch_up_policies(versions)
+        if copied:
+            await self._catch_up_things(copied)
+
+    async def _copy_readers(
+        self, session: AsyncClientSession, fields: Document, indexes: dict[str, Document | None]
+    ) -> None:
+        """A Thing's copy of its policy's readers, read in the transaction (once per policy and commit)."""
+        policy_id = fields["policy_id"]
+        if fields["deleted"] or policy_id is None:
+            fields.update(_NO_READERS)
+            return
+        if policy_id not in indexes:
+            indexes[policy_id] = await self._index_coll().find_one({"_id": policy_id}, session=session)
+        fields.update(_readers_fields(indexes[policy_id]))
 
     async def _write_one(
         self, session: AsyncClientSession, write: EntityWrite, fields: Document, event: Document

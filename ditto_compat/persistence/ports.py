@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ditto_compat.domain.entity import EntityState
+from ditto_compat.rql.ast import Query, SortKey
 
 Collection = Literal["things", "policies"]
 COLLECTIONS: tuple[Collection, ...] = ("things", "policies")
@@ -23,6 +24,18 @@ class RevisionConflict(Exception):
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or refused the operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReaders:
+    """The search index of one policy: the subjects that may READ some part of its Things (``subjects``), and
+    whether each of them may READ all of every Thing (``uniform``: no revoke, no field-level grant, no
+    namespace-scoped entry). Things of a uniform policy need no further check after the database matched
+    them; the others are verified against the enforcer in Python."""
+
+    policy_id: str
+    subjects: tuple[str, ...]
+    uniform: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,32 @@ class EntityWrite:
     expected_revision: int
     state: EntityState
     event: dict[str, Any]
+    # for policies: their new search index, written in the same atomic step
+    readers: PolicyReaders | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A search over live Things, run by the database.
+
+    ``readers``: the caller's subjects; only Things whose policy index names one of them match.
+    ``sort`` always ends with ``thingId`` (the tie-breaker). ``after``: the sort values of the last Thing of the
+    previous page (one per sort key, taken from ``rql.fields.searchable_document``; an absent value is
+    ``ditto_compat.model.pointer.MISSING``), or None for the first page.
+    """
+
+    readers: tuple[str, ...]
+    filter: Query | None = None
+    namespaces: tuple[str, ...] | None = None
+    sort: tuple[SortKey, ...] = ()
+    after: tuple[Any, ...] | None = None
+    limit: int = 25
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    state: EntityState
+    uniform: bool  # see PolicyReaders
 
 
 class Store(Protocol):
@@ -74,6 +113,19 @@ class Store(Protocol):
     async def commit(self, writes: Sequence[EntityWrite]) -> None:
         """Apply all writes atomically (all or none) and durably; :class:`RevisionConflict` if any
         ``expected_revision`` does not match."""
+        ...
+
+    async def search(self, request: SearchRequest) -> list[SearchHit]:
+        """At most ``request.limit`` live Things matching the filter, in sort order, after ``after``."""
+        ...
+
+    async def count(self, request: SearchRequest) -> tuple[int, list[SearchHit]]:
+        """``(n, to_verify)``: ``n`` matching Things of uniform policies, plus the matching Things of the other
+        policies, which the caller must verify one by one (``limit`` and ``sort`` are ignored)."""
+        ...
+
+    async def set_policy_readers(self, readers: Sequence[PolicyReaders]) -> None:
+        """Replace the search index of these policies (after a policy or one of its imports changed)."""
         ...
 
     async def journal(

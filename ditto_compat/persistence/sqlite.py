@@ -3,7 +3,15 @@ default of DESIGN.md "Storage": one file, stdlib ``sqlite3`` in WAL mode, no oth
 
 Layout: tables ``things`` and ``policies`` (current state, ``doc`` is the entity JSON or NULL for a tombstone,
 ``namespace`` is the id's text before the first ``:``) and ``journal`` (one JSON event per
-``(collection, entity_id, revision)``).
+``(collection, entity_id, revision)``). ``things`` also has ``n``, a stable integer key (``INTEGER PRIMARY KEY``
+survives VACUUM, a plain rowid may not) that the search index refers to, and ``policy_id``.
+
+Search (:mod:`.query_sqlite` builds the SQL): ``search_values`` holds the flattened values of every live Thing
+and ``search_paths`` the ids of their paths; ``policy_readers (subject, policy_id)`` and ``search_policies
+(policy_id, uniform)`` are the index of each policy (:class:`~ditto_compat.persistence.ports.PolicyReaders`).
+All of them are written in the same transaction as the entity they describe, so a search sees exactly what
+was acknowledged. Searches run on a small thread pool with their own read connections: a filter that no index
+serves scans, and must not hold up the event loop meanwhile.
 
 Writes use group commit: one writer thread owns the only write connection; :meth:`SqliteStore.commit` queues
 its writes and the writer applies every queued commit of a round in ONE transaction, each inside its own
@@ -24,19 +32,39 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.model.ids import namespace_of
+from ditto_compat.model.pointer import Pointer
 from ditto_compat.persistence.ports import (
     COLLECTIONS,
     Collection,
     EntityWrite,
+    PolicyReaders,
     RevisionConflict,
+    SearchHit,
+    SearchRequest,
     StoreUnavailable,
+)
+from ditto_compat.persistence.query_sqlite import (
+    LIKE_FUNCTION,
+    SORT_VALUE_FUNCTION,
+    IndexEntries,
+    SqlBuilder,
+    index_changes,
+    index_entries,
+    keyset_condition,
+    order_by,
+    path_text,
+    sql_like,
+    sql_sort_value,
+    where,
+    wildcard_text,
 )
 
 __all__ = ["SqliteStore"]
@@ -52,25 +80,74 @@ _WRITER_BUSY_TIMEOUT_MS: Final = 5000
 # WAL), and then they must give up quickly rather than stall the loop.
 _READER_BUSY_TIMEOUT_MS: Final = 250
 
+# Queries run on a thread pool this size: searches in parallel with the event loop and with each other.
+_SEARCH_THREADS: Final = 2
+# The writer's cache of path ids is dropped when it grows past this many paths (ids stay in the table).
+_MAX_CACHED_PATHS: Final = 100_000
+# ANALYZE after this many writes, then after twice as many, and so on, up to every _MAX_ANALYZE_INTERVAL;
+# each run reads the (small) tables the planner chooses between for search.
+_FIRST_ANALYZE: Final = 1000
+_MAX_ANALYZE_INTERVAL: Final = 200_000
+_ANALYZED: Final = ("things", "policy_readers", "search_policies")
+# PRAGMA user_version of the current layout; 0 is a new file or the layout before search.
+_SCHEMA_VERSION: Final = 2
+
 _SCHEMA: Final = [
+    # n: the search index's key of a Thing (INTEGER PRIMARY KEY: an alias of the rowid that VACUUM keeps).
+    """CREATE TABLE IF NOT EXISTS things (
+        n INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        namespace TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        doc TEXT,
+        policy_id TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS policies (
+        id TEXT PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        doc TEXT
+    )""",
+    # Partial indexes: list_page only ever asks for live entities, and filters on namespace while ordering by
+    # id. Queries must say "deleted = 0" literally for the planner to use them.
     *(
-        stmt
+        f"CREATE INDEX IF NOT EXISTS {table}_live_ns ON {table} (namespace, id) WHERE deleted = 0"
         for table in COLLECTIONS
-        for stmt in (
-            f"""CREATE TABLE IF NOT EXISTS {table} (
-                id TEXT PRIMARY KEY,
-                namespace TEXT NOT NULL,
-                revision INTEGER NOT NULL,
-                deleted INTEGER NOT NULL,
-                created TEXT NOT NULL,
-                modified TEXT NOT NULL,
-                doc TEXT
-            )""",
-            # Partial index: list_page only ever asks for live entities, and filters on namespace while
-            # ordering by id. Queries must say "deleted = 0" literally for the planner to use it.
-            f"CREATE INDEX IF NOT EXISTS {table}_live_ns ON {table} (namespace, id) WHERE deleted = 0",
-        )
     ),
+    # search by readers: from the caller's subjects to their policies to those policies' Things
+    "CREATE INDEX IF NOT EXISTS things_live_policy ON things (policy_id) WHERE deleted = 0",
+    """CREATE TABLE IF NOT EXISTS search_paths (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        wpath TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS search_paths_wildcard ON search_paths (wpath) WHERE wpath IS NOT NULL",
+    # v has no declared type, hence no affinity: every value keeps its storage class (see query_sqlite).
+    # Clustered by the key the predicates seek, (path, v), so the table is its own index; a Thing's rows are
+    # found by recomputing them from its previous JSON, not through a second index by Thing.
+    """CREATE TABLE IF NOT EXISTS search_values (
+        path INTEGER NOT NULL,
+        v NOT NULL,
+        thing INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        PRIMARY KEY (path, v, thing)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS policy_readers (
+        subject TEXT NOT NULL,
+        policy_id TEXT NOT NULL,
+        PRIMARY KEY (subject, policy_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS policy_readers_policy ON policy_readers (policy_id)",
+    """CREATE TABLE IF NOT EXISTS search_policies (
+        policy_id TEXT PRIMARY KEY,
+        uniform INTEGER NOT NULL
+    ) WITHOUT ROWID""",
     # WITHOUT ROWID clusters the journal by its key, so a range read of one entity is one contiguous scan.
     """CREATE TABLE IF NOT EXISTS journal (
         collection TEXT NOT NULL,
@@ -96,11 +173,15 @@ class _Sql:
     @classmethod
     def for_table(cls, table: str) -> _Sql:
         cols = "id, revision, doc, created, modified"
+        # Things: the 8th value is the policy id, and the statements return the search index key n.
+        extra, value, returning = (
+            (", policy_id", ", ?", " RETURNING n") if table == "things" else ("", "", "")
+        )
         return cls(
-            insert=f"INSERT INTO {table} (id, namespace, revision, deleted, created, modified, doc) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            update=f"UPDATE {table} SET revision = ?, deleted = ?, created = ?, modified = ?, doc = ? "
-            "WHERE id = ? AND revision = ?",
+            insert=f"INSERT INTO {table} (id, namespace, revision, deleted, created, modified, doc{extra}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?{value}) ON CONFLICT (id) DO NOTHING{returning}",
+            update=f"UPDATE {table} SET revision = ?, deleted = ?, created = ?, modified = ?, doc = ?"
+            f"{extra.replace(', policy_id', ', policy_id = ?')} WHERE id = ? AND revision = ?{returning}",
             get=f"SELECT {cols} FROM {table} WHERE id = ?",
             get_many=f"SELECT {cols} FROM {table} WHERE deleted = 0 AND id IN ({{}})",
             list_all=f"SELECT {cols} FROM {table} WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?",
@@ -117,6 +198,23 @@ _JOURNAL_RANGE: Final = (
 )
 # SQLite integers are signed 64-bit; "no upper bound" is expressed as the largest one.
 _MAX_REVISION: Final = 2**63 - 1
+
+_SELECT_PATH: Final = "SELECT id FROM search_paths WHERE path = ?"
+_INSERT_PATH: Final = "INSERT INTO search_paths (path, wpath) VALUES (?, ?)"
+_SELECT_DOC: Final = "SELECT doc FROM things WHERE id = ?"
+_DELETE_VALUE: Final = "DELETE FROM search_values WHERE path = ? AND v = ? AND thing = ?"
+_UPSERT_VALUE: Final = (
+    "INSERT INTO search_values (path, v, thing, k) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (path, v, thing) DO UPDATE SET k = excluded.k"
+)
+_DELETE_READERS: Final = "DELETE FROM policy_readers WHERE policy_id = ?"
+_INSERT_READER: Final = "INSERT INTO policy_readers (subject, policy_id) VALUES (?, ?)"
+_UPSERT_UNIFORM: Final = (
+    "INSERT INTO search_policies (policy_id, uniform) VALUES (?, ?) "
+    "ON CONFLICT (policy_id) DO UPDATE SET uniform = excluded.uniform"
+)
+_DELETE_UNIFORM: Final = "DELETE FROM search_policies WHERE policy_id = ?"
+_HIT_COLUMNS: Final = "t.id, t.revision, t.doc, t.created, t.modified, sp.uniform"
 
 _Row = tuple[str, int, str | None, str, str]
 
@@ -136,15 +234,23 @@ class _PreparedWrite:
     modified: str
     doc: str | None
     event: str
+    # things: the policy id column, and the search index rows of a new Thing (those of an update are the
+    # difference to the stored JSON, which only the writer sees)
+    policy_id: str | None = None
+    index: IndexEntries | None = None
+    # policies: the new search index of the policy (None: unchanged, unless deleted)
+    readers: PolicyReaders | None = None
 
 
 @dataclass(slots=True)
 class _Job:
-    """One queued :meth:`SqliteStore.commit` call."""
+    """One queued :meth:`SqliteStore.commit` (``writes``) or :meth:`SqliteStore.set_policy_readers`
+    (``readers``) call."""
 
     writes: list[_PreparedWrite]
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
+    readers: list[PolicyReaders] = field(default_factory=list)
 
 
 class _Stop:
@@ -168,6 +274,12 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
         raise ValueError(
             f"revision of {state.entity_id!r} must grow: expected {write.expected_revision}, new {state.revision}"
         )
+    is_thing = write.collection == "things"
+    policy_id = state.doc.get("policyId") if is_thing and state.doc is not None else None
+    readers = write.readers
+    if write.collection == "policies" and state.doc is None and readers is None:
+        # a deleted policy grants nothing: its Things leave every search
+        readers = PolicyReaders(state.entity_id, (), True)
     return _PreparedWrite(
         sql=sql,
         collection=write.collection,
@@ -181,7 +293,19 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
         # TEXT, not the BLOB orjson returns: SQLite's JSON functions (used by search) read BLOBs as JSONB.
         doc=None if state.doc is None else orjson.dumps(state.doc).decode(),
         event=orjson.dumps(write.event).decode(),
+        policy_id=policy_id if isinstance(policy_id, str) else None,
+        # flattened here, on the caller's side like the JSON, to keep the writer thread's rounds short
+        index=(
+            index_entries(state.doc)
+            if is_thing and state.doc is not None and write.expected_revision == 0
+            else None
+        ),
+        readers=readers if write.collection == "policies" else None,
     )
+
+
+def _hit(row: tuple[str, int, str | None, str, str, int]) -> SearchHit:
+    return SearchHit(state=_to_state(row[:5]), uniform=bool(row[5]))
 
 
 def _to_state(row: _Row) -> EntityState:
@@ -227,10 +351,22 @@ class SqliteStore:
         # limits and revision ranges.
         self._reader: sqlite3.Connection | None = None
         self._closing = False
+        # Searches: a thread pool whose threads each open their own read connection (see _search_connection).
+        self._searchers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._search_local = threading.local()
+        self._search_connections: list[sqlite3.Connection] = []
+        self._search_lock = threading.Lock()
+        # Path ids, owned by the writer thread: _paths holds committed ones, _round_paths the ones looked up or
+        # created in the current round, which a rollback may take back.
+        self._paths: dict[Pointer, int] = {}
+        self._round_paths: dict[Pointer, int] = {}
         # Written by the writer thread only; read for metrics and benchmarks.
         self._rounds = 0
         self._commits = 0
         self._largest_round = 0
+        # Planner statistics (ANALYZE), refreshed by the writer as the data grows; see _analyze.
+        self._writes_since_analyze = 0
+        self._analyze_every = _FIRST_ANALYZE
 
     @property
     def group_commit_stats(self) -> dict[str, int]:
@@ -271,15 +407,25 @@ class SqliteStore:
             await self.close()
             raise StoreUnavailable(f"cannot open {self.path} for reading: {exc}") from exc
         self._reader = reader
+        self._searchers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_SEARCH_THREADS, thread_name_prefix="sqlite-search"
+        )
 
     async def close(self) -> None:
-        """Apply every commit queued so far, stop the writer thread, close both connections."""
+        """Apply every commit queued so far, stop the writer thread, close all connections."""
         if self._writer is None or self._closing:
             return
         self._closing = True
         self._queue.put(_STOP)
         if self._stopped is not None:
             await asyncio.wrap_future(self._stopped)
+        if self._searchers is not None:
+            await asyncio.to_thread(self._searchers.shutdown, wait=True)
+            self._searchers = None
+        with self._search_lock:
+            connections, self._search_connections = self._search_connections, []
+        for conn in connections:
+            conn.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -379,6 +525,117 @@ class SqliteStore:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
         return [orjson.loads(row[0]) for row in rows]
 
+    # -- search ------------------------------------------------------------------------------------------
+
+    async def search(self, request: SearchRequest) -> list[SearchHit]:
+        """At most ``request.limit`` live Things matching the filter, in sort order, after ``after``."""
+        if request.limit <= 0 or not request.readers or request.namespaces == ():
+            return []
+        (rows,) = await self._run_search(self._search_statement(request))
+        return [_hit(row) for row in rows]
+
+    async def explain(self, request: SearchRequest) -> list[str]:
+        """SQLite's ``EXPLAIN QUERY PLAN`` of the statement :meth:`search` runs for ``request``, one line per
+        step: how an operator checks that a filter is served by the index."""
+        sql, params = self._search_statement(request)
+        (rows,) = await self._run_search((f"EXPLAIN QUERY PLAN {sql}", params))
+        return [str(row[3]) for row in rows]
+
+    def _search_statement(self, request: SearchRequest) -> tuple[str, dict[str, Any]]:
+        builder = SqlBuilder()
+        sql = (
+            f"SELECT {_HIT_COLUMNS} {self._search_body(builder, request, None)} "
+            f"ORDER BY {order_by(builder, request.sort)} LIMIT {builder.param(request.limit)}"
+        )
+        return sql, builder.params
+
+    async def count(self, request: SearchRequest) -> tuple[int, list[SearchHit]]:
+        """``(n, to_verify)``: matches of uniform policies counted by the database, matches of the others
+        returned for the caller to check (``limit``, ``sort`` and ``after`` are ignored)."""
+        if not request.readers or request.namespaces == ():
+            return 0, []
+        request = SearchRequest(readers=request.readers, filter=request.filter, namespaces=request.namespaces)
+        counting = SqlBuilder()
+        count_sql = f"SELECT COUNT(*) {self._search_body(counting, request, True)}"
+        listing = SqlBuilder()
+        list_sql = f"SELECT {_HIT_COLUMNS} {self._search_body(listing, request, False)} ORDER BY t.id"
+        counted, to_verify = await self._run_search((count_sql, counting.params), (list_sql, listing.params))
+        return int(counted[0][0]), [_hit(row) for row in to_verify]
+
+    @staticmethod
+    def _search_body(builder: SqlBuilder, request: SearchRequest, uniform: bool | None) -> str:
+        """``FROM ... WHERE ...`` of a search: live Things of a policy one of the readers may read, in the
+        namespaces, matching the filter, after the keyset position; only (non-)uniform policies if asked."""
+        now = datetime.now(UTC)
+        readers = ", ".join(builder.param(s) for s in dict.fromkeys(request.readers))
+        conditions = [
+            "t.deleted = 0",
+            f"t.policy_id IN (SELECT policy_id FROM policy_readers WHERE subject IN ({readers}))",
+        ]
+        if request.namespaces is not None:
+            listed = ", ".join(builder.param(ns) for ns in dict.fromkeys(request.namespaces))
+            conditions.append(f"t.namespace IN ({listed})")
+        if request.filter is not None:
+            conditions.append(f"({where(builder, request.filter, now)})")
+        if uniform is not None:
+            conditions.append(f"sp.uniform = {int(uniform)}")
+        if request.after is not None:
+            conditions.append(f"({keyset_condition(builder, request.sort, request.after)})")
+        return (
+            "FROM things AS t JOIN search_policies AS sp ON sp.policy_id = t.policy_id "
+            f"WHERE {' AND '.join(conditions)}"
+        )
+
+    async def _run_search(self, *statements: tuple[str, dict[str, Any]]) -> list[list[Any]]:
+        """The rows of each statement, all read from one snapshot of the database."""
+        if self._searchers is None or self._closing:
+            raise StoreUnavailable("SQLite store is not open")
+        try:
+            return await asyncio.wrap_future(self._searchers.submit(self._search_rows, statements))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite search failed: {exc}") from exc
+
+    def _search_rows(self, statements: tuple[tuple[str, dict[str, Any]], ...]) -> list[list[Any]]:
+        """Runs on a search thread, on that thread's connection."""
+        conn = self._search_connection()
+        if len(statements) == 1:
+            sql, params = statements[0]
+            return [conn.execute(sql, params).fetchall()]
+        # one read transaction: a count and its list of hits to verify describe the same moment
+        conn.execute("BEGIN")
+        try:
+            return [conn.execute(sql, params).fetchall() for sql, params in statements]
+        finally:
+            conn.execute("COMMIT")
+
+    def _search_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._search_local, "conn", None)
+        if conn is None:
+            # check_same_thread=False only so that close() can close it from the event loop's thread; it is
+            # used by its own search thread alone.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {_READER_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")
+            conn.create_function(LIKE_FUNCTION, 3, sql_like, deterministic=True)
+            conn.create_function(SORT_VALUE_FUNCTION, 2, sql_sort_value, deterministic=True)
+            with self._search_lock:
+                self._search_connections.append(conn)
+            self._search_local.conn = conn
+        return conn
+
+    async def set_policy_readers(self, readers: Sequence[PolicyReaders]) -> None:
+        """Replace the search index of these policies, durably (through the writer, like a commit)."""
+        if not readers:
+            return
+        if self._writer is None or self._closing:
+            raise StoreUnavailable("SQLite store is not open")
+        if not self._writer.is_alive():
+            raise StoreUnavailable("SQLite writer thread is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Job([], future, loop, list(readers)))
+        await future
+
     # -- writes ------------------------------------------------------------------------------------------
 
     async def commit(self, writes: Sequence[EntityWrite]) -> None:
@@ -409,13 +666,40 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout = {_WRITER_BUSY_TIMEOUT_MS}")
             conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < _SCHEMA_VERSION:
+                self._migrate(conn)
             for stmt in _SCHEMA:
                 conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             conn.execute("COMMIT")
+            self._commit_paths()
+            self._analyze(conn)
         except BaseException:
+            self._round_paths.clear()
             conn.close()
             raise
         return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """A file of the layout before search: give ``things`` its index key and policy id, and index every
+        live Thing. Its Things become searchable once their policies' readers are set."""
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(things)")}
+        if not columns or "n" in columns:
+            return  # a new file, or already migrated
+        conn.execute("DROP INDEX IF EXISTS things_live_ns")
+        conn.execute("ALTER TABLE things RENAME TO things_before_search")
+        for stmt in _SCHEMA:
+            conn.execute(stmt)
+        conn.execute(
+            "INSERT INTO things (id, namespace, revision, deleted, created, modified, doc, policy_id) "
+            "SELECT id, namespace, revision, deleted, created, modified, doc, "
+            "CASE WHEN deleted = 0 AND json_type(doc, '$.policyId') = 'text' "
+            "THEN json_extract(doc, '$.policyId') END FROM things_before_search"
+        )
+        conn.execute("DROP TABLE things_before_search")
+        for n, doc in conn.execute("SELECT n, doc FROM things WHERE deleted = 0").fetchall():
+            self._write_index(conn, n, [], index_entries(orjson.loads(doc)))
 
     def _run_writer(
         self, ready: concurrent.futures.Future[None], stopped: concurrent.futures.Future[None]
@@ -444,6 +728,9 @@ class SqliteStore:
                         jobs.append(item)
                 if jobs:
                     self._apply_batch(conn, jobs)
+                    self._writes_since_analyze += sum(len(job.writes) for job in jobs)
+                    if self._writes_since_analyze >= self._analyze_every:
+                        self._analyze(conn)
         finally:
             conn.close()
             # Nothing should be left (commit() refuses once closing), but no caller may wait forever.
@@ -464,7 +751,9 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             outcomes = [self._apply_job(conn, job) for job in jobs]
             conn.execute("COMMIT")
+            self._commit_paths()
         except sqlite3.Error as exc:
+            self._round_paths.clear()
             # Nothing of this round is durable: every caller of it fails, including those whose own
             # savepoint had succeeded.
             if conn.in_transaction:
@@ -473,6 +762,7 @@ class SqliteStore:
                     conn.execute("ROLLBACK")
             outcomes = [StoreUnavailable(f"SQLite commit failed: {exc}") for _ in jobs]
         except BaseException as exc:  # a bug must not leave callers waiting forever, nor kill the writer
+            self._round_paths.clear()
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -483,37 +773,23 @@ class SqliteStore:
         self._largest_round = max(self._largest_round, len(jobs))
         self._deliver(jobs, outcomes)
 
-    @staticmethod
-    def _apply_job(conn: sqlite3.Connection, job: _Job) -> BaseException | None:
+    def _apply_job(self, conn: sqlite3.Connection, job: _Job) -> BaseException | None:
         """One commit() inside its own savepoint: a conflict undoes only this caller's writes.
 
         A commit of a single write needs no savepoint: a missed compare-and-set changes no row, and once it
         hit, the journal row for the new revision cannot exist yet (state and journal only ever change
-        together). Skipping it halves the statements of the common case, each of which holds the GIL."""
+        together). Skipping it halves the statements of the common case, each of which holds the GIL.
+        A set_policy_readers() cannot conflict: an error in it fails the round."""
+        for readers in job.readers:
+            self._write_readers(conn, readers)
+        if not job.writes:
+            return None
         if len(job.writes) == 1:
-            return SqliteStore._apply_single(conn, job.writes[0])
+            return self._apply_single(conn, job.writes[0])
         conn.execute("SAVEPOINT job")
         try:
             for w in job.writes:
-                if w.expected_revision == 0:
-                    cur = conn.execute(
-                        w.sql.insert,
-                        (w.entity_id, w.namespace, w.revision, w.deleted, w.created, w.modified, w.doc),
-                    )
-                else:
-                    cur = conn.execute(
-                        w.sql.update,
-                        (
-                            w.revision,
-                            w.deleted,
-                            w.created,
-                            w.modified,
-                            w.doc,
-                            w.entity_id,
-                            w.expected_revision,
-                        ),
-                    )
-                if cur.rowcount != 1:
+                if not self._write_state(conn, w):
                     raise RevisionConflict(
                         f"{w.collection} {w.entity_id!r} is not at revision {w.expected_revision}"
                     )
@@ -528,35 +804,134 @@ class SqliteStore:
         else:
             conn.execute("RELEASE job")
             return None
+        # Path ids created inside the savepoint are gone with it: forget this round's lookups.
+        self._round_paths.clear()
         # If the error aborted the whole transaction, these raise and _apply_batch fails the round.
         conn.execute("ROLLBACK TO job")
         conn.execute("RELEASE job")
         return outcome
 
-    @staticmethod
-    def _apply_single(conn: sqlite3.Connection, w: _PreparedWrite) -> BaseException | None:
+    def _apply_single(self, conn: sqlite3.Connection, w: _PreparedWrite) -> BaseException | None:
+        previous: str | None = None
         try:
-            if w.expected_revision == 0:
-                cur = conn.execute(
-                    w.sql.insert,
-                    (w.entity_id, w.namespace, w.revision, w.deleted, w.created, w.modified, w.doc),
-                )
-            else:
-                cur = conn.execute(
-                    w.sql.update,
-                    (w.revision, w.deleted, w.created, w.modified, w.doc, w.entity_id, w.expected_revision),
-                )
+            if w.collection == "things" and w.expected_revision != 0:
+                row = conn.execute(_SELECT_DOC, (w.entity_id,)).fetchone()
+                previous = row[0] if row is not None else None
+            written = self._write_state(conn, w, search=False)
         except sqlite3.IntegrityError as exc:
             return RevisionConflict(f"{w.collection} {w.entity_id!r} exists already: {exc}")
         except sqlite3.Error as exc:
             return StoreUnavailable(f"SQLite write failed: {exc}")
-        if cur.rowcount != 1:
+        if not written:
             return RevisionConflict(
                 f"{w.collection} {w.entity_id!r} is not at revision {w.expected_revision}"
             )
-        # An error here cannot be undone statement by statement: it fails the whole round (_apply_batch).
+        # An error from here on cannot be undone statement by statement: it fails the whole round
+        # (_apply_batch).
+        self._write_search(conn, w, written, previous)
         conn.execute(_INSERT_EVENT, (w.collection, w.entity_id, w.revision, w.event))
         return None
+
+    def _write_state(self, conn: sqlite3.Connection, w: _PreparedWrite, *, search: bool = True) -> int | None:
+        """The compare-and-set of one entity: its search key (``n`` of a Thing, 1 for a policy) when it hit,
+        None when it missed. With ``search``, also the search index of the entity."""
+        values: tuple[Any, ...] = (w.revision, w.deleted, w.created, w.modified, w.doc)
+        previous: str | None = None
+        if w.collection == "things":
+            values = (*values, w.policy_id)
+            if w.expected_revision != 0 and search:
+                # the rows to replace are those of the stored JSON (read before it is overwritten)
+                row = conn.execute(_SELECT_DOC, (w.entity_id,)).fetchone()
+                previous = row[0] if row is not None else None
+        if w.expected_revision == 0:
+            cur = conn.execute(w.sql.insert, (w.entity_id, w.namespace, *values))
+        else:
+            cur = conn.execute(w.sql.update, (*values, w.entity_id, w.expected_revision))
+        if w.collection == "things":
+            # fetchall: a RETURNING statement is only finished once its rows are read
+            rows = cur.fetchall()
+            written = int(rows[0][0]) if rows else None
+        else:
+            written = 1 if cur.rowcount == 1 else None
+        if written is not None and search:
+            self._write_search(conn, w, written, previous)
+        return written
+
+    def _write_search(
+        self, conn: sqlite3.Connection, w: _PreparedWrite, n: int, previous: str | None
+    ) -> None:
+        if w.collection == "things":
+            if w.expected_revision == 0:
+                removed: list[tuple[Pointer, Any]] = []
+                changed = w.index or {}
+            else:
+                # both from the JSON text: the caller's dict may change once commit() was cancelled
+                before = orjson.loads(previous) if previous is not None else None
+                after = orjson.loads(w.doc) if w.doc is not None else None
+                removed, changed = index_changes(before, after)
+            self._write_index(conn, n, removed, changed)
+        elif w.readers is not None:
+            self._write_readers(conn, w.readers)
+
+    def _write_index(
+        self, conn: sqlite3.Connection, n: int, removed: list[tuple[Pointer, Any]], changed: IndexEntries
+    ) -> None:
+        if removed:
+            conn.executemany(
+                _DELETE_VALUE, [(self._path_id(conn, keys), value, n) for keys, value in removed]
+            )
+        if changed:
+            conn.executemany(
+                _UPSERT_VALUE,
+                [(self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()],
+            )
+
+    def _path_id(self, conn: sqlite3.Connection, keys: Pointer) -> int:
+        known = self._paths.get(keys)
+        if known is None:
+            known = self._round_paths.get(keys)
+        if known is not None:
+            return known
+        text = path_text(keys)
+        row = conn.execute(_SELECT_PATH, (text,)).fetchone()
+        if row is not None:
+            path_id = int(row[0])
+        else:
+            path_id = conn.execute(_INSERT_PATH, (text, wildcard_text(keys))).lastrowid or 0
+        self._round_paths[keys] = path_id
+        return path_id
+
+    def _commit_paths(self) -> None:
+        """The round committed: its path ids are now safe to remember."""
+        if len(self._paths) + len(self._round_paths) > _MAX_CACHED_PATHS:
+            self._paths.clear()
+        self._paths.update(self._round_paths)
+        self._round_paths.clear()
+
+    def _analyze(self, conn: sqlite3.Connection) -> None:
+        """Refresh the query planner's statistics of the tables whose indexes it has to choose between. Without
+        them SQLite cannot tell a selective policy from one that every Thing has (with them, a search without
+        filter walks the id index and stops after a page instead of sorting every readable Thing). A sampled
+        ANALYZE (``analysis_limit``) caps the rows per key it reports and misleads exactly there, so these
+        tables are read in full; ``search_values``, by far the largest, is not: its every use is a seek on its
+        key. Other connections pick the statistics up with their next statement."""
+        self._writes_since_analyze = 0
+        self._analyze_every = min(self._analyze_every * 2, _MAX_ANALYZE_INTERVAL)
+        # statistics are an optimisation: never fail a write for them
+        with contextlib.suppress(sqlite3.Error):
+            for table in _ANALYZED:
+                conn.execute(f"ANALYZE {table}")
+
+    @staticmethod
+    def _write_readers(conn: sqlite3.Connection, readers: PolicyReaders) -> None:
+        conn.execute(_DELETE_READERS, (readers.policy_id,))
+        subjects = list(dict.fromkeys(readers.subjects))
+        if not subjects:
+            # nobody reads: the policy leaves the index (its Things match no search)
+            conn.execute(_DELETE_UNIFORM, (readers.policy_id,))
+            return
+        conn.executemany(_INSERT_READER, [(subject, readers.policy_id) for subject in subjects])
+        conn.execute(_UPSERT_UNIFORM, (readers.policy_id, int(readers.uniform)))
 
     @staticmethod
     def _deliver(jobs: list[_Job], outcomes: Sequence[BaseException | None]) -> None:

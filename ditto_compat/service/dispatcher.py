@@ -37,6 +37,7 @@ from ditto_compat.errors import (
     PolicyIdNotAllowed,
     PolicyNotFound,
     PolicyNotModifiable,
+    ThingConditionFailed,
     ThingNotCreatable,
     ThingNotModifiable,
     ThingPolicyInvalid,
@@ -46,6 +47,8 @@ from ditto_compat.model.fields import FieldSelector
 from ditto_compat.model.ids import check_policy_id, namespace_of
 from ditto_compat.model.pointer import MISSING
 from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
+from ditto_compat.rql.evaluator import evaluate
+from ditto_compat.rql.fields import searchable_document
 from ditto_compat.service.enforcement import EnforcerCache
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,7 @@ class Dispatcher:
             raise thing_not_found(cmd.thing_id)
         guard.authorize_retrieve(enforcer, auth.subjects, cmd)
         outcome = strategies.retrieve(cmd, state)
+        self._check_condition(cmd, auth, state, enforcer)
         if cmd.resource.kind is Kind.THING:
             return replace(
                 outcome, value=guard.thing_view(enforcer, auth.subjects, cmd.thing_id, outcome.value)
@@ -226,8 +230,25 @@ class Dispatcher:
             outcome = strategies.delete(cmd, state, revision, now)
         else:
             raise JsonInvalid(f"Unknown command action '{cmd.action}'.")
+        self._check_condition(cmd, auth, state, enforcer)
         await self._authorize_policy_change(cmd, auth, state, outcome)
         return outcome, [self._thing_write(state, outcome, now)]
+
+    @staticmethod
+    def _check_condition(
+        cmd: ThingCommand, auth: AuthContext, state: EntityState, enforcer: Enforcer
+    ) -> None:
+        """``condition``: evaluated after the ETag preconditions (the strategy ran them), on the caller's READ
+        view of the current Thing, so a condition on a field the caller cannot read does not match."""
+        if cmd.condition is None:
+            return
+        readable = guard.thing_view(enforcer, auth.subjects, cmd.thing_id, state.doc or {})
+        document = searchable_document(readable, cmd.thing_id, state.revision, state.created, state.modified)
+        if not evaluate(cmd.condition, document):
+            raise ThingConditionFailed(
+                f"The specified condition does not match the state of the requested Thing with ID "
+                f"'{cmd.thing_id}' (or the requester may not READ the fields it refers to)."
+            )
 
     async def _authorize_policy_change(
         self, cmd: ThingCommand, auth: AuthContext, state: EntityState, outcome: Outcome
@@ -360,6 +381,7 @@ class Dispatcher:
             existing.revision if existing is not None else 0,
             state,
             policy_event(policy_id, "created", policy, revision, now),
+            await self.enforcers.search_readers(policy_id, policy),
         )
 
     async def _copied_policy(

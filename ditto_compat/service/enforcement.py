@@ -15,7 +15,8 @@ from typing import Any
 from ditto_compat.domain.enforcer import Enforcer
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.domain.policy_resolution import import_ids, resolve_entries
-from ditto_compat.persistence.ports import Store
+from ditto_compat.domain.search_index import search_readers
+from ditto_compat.persistence.ports import PolicyReaders, Store
 
 MAX_IMPORT_DEPTH = 10
 
@@ -75,6 +76,17 @@ class EnforcerCache:
         imported = await self._load_imports(EntityState(policy_id, 0, doc, "", ""))
         docs = {pid: (s.doc if s is not None else None) for pid, s in imported.items()}
         return Enforcer.compile(resolve_entries(doc, docs), namespace=namespace)
+
+    async def search_readers(self, policy_id: str, doc: dict[str, Any] | None) -> PolicyReaders:
+        """The search index entry of a policy about to be written (``doc is None``: deleted, nobody reads)."""
+        if doc is None:
+            return PolicyReaders(policy_id, (), True)
+        imported = await self._load_imports(EntityState(policy_id, 0, doc, "", ""))
+        docs = {pid: (s.doc if s is not None else None) for pid, s in imported.items()}
+        subjects, uniform = search_readers(resolve_entries(doc, docs))
+        # Imported entries can change without this policy changing: only the enforcer, which re-reads the
+        # imports on every request, may vouch for such Things.
+        return PolicyReaders(policy_id, subjects, uniform and not imported)
 
     async def _load_imports(self, state: EntityState) -> dict[str, EntityState | None]:
         """Every policy reachable through ``imports`` (resolution decides which of them count)."""

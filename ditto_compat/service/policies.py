@@ -147,7 +147,11 @@ class PolicyService:
             created = event.timestamp if state is None or state.doc is None else state.created
             new_state = EntityState(cmd.policy_id, event.revision, outcome.new_doc, created, event.timestamp)
             write = EntityWrite(
-                "policies", state.revision if state is not None else 0, new_state, event.to_json()
+                "policies",
+                state.revision if state is not None else 0,
+                new_state,
+                event.to_json(),
+                await self.enforcers.search_readers(cmd.policy_id, outcome.new_doc),
             )
             try:
                 await self.store.commit([write])

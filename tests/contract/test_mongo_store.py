@@ -66,6 +66,12 @@ async def test_stored_layout_is_queryable(mongo_store: MongoStore, mongo_uri: st
             "modified": T0,
             "namespace": "org.test",
             "doc": {"thingId": "org.test:a", "attributes": {"loc~2city": "Berlin", "~1meta": {"n": 1}}},
+            # search fields: no policy, no features, so no reader
+            "policy_id": None,
+            "_wf": [],
+            "readers": None,
+            "uniform": False,
+            "readers_v": 0,
         }
         entry = await db.journal.find_one({"c": "things", "i": "org.test:a", "r": 1}, {"_id": 0})
         assert entry == {"c": "things", "i": "org.test:a", "r": 1, "e": {"revision": 1, "x~2y": 1}}

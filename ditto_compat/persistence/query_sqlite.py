@@ -1,0 +1,487 @@
+"""RQL search on SQLite (``basic-search``, ``basic-rql``): the search index a Thing write maintains, and the
+translation of an RQL AST into SQL over it. Pure: no database access here; :mod:`.sqlite` runs what this builds.
+
+The index (table ``search_values``) holds, per live Thing, one row per distinct value the evaluator
+(:mod:`ditto_compat.rql.evaluator`) can find at a path: ``(path, v, thing, k)``, clustered by its key
+``(path, v, thing)``, so that the table is its own index: no second copy of the values. A Thing's rows are
+found again by computing them from its previous JSON (they are a pure function of it).
+
+- ``path`` is the id of the path text (a JSON pointer, table ``search_paths``, which also keeps the feature
+  wildcard form ``/features/*/...`` of feature paths). Paths are resolved as MongoDB and the evaluator resolve
+  them: through objects, through arrays into their object elements (``attributes/tags/room``), and by decimal
+  position (``attributes/tags/0``).
+- ``v`` is the value with its JSON type kept apart by SQLite's storage classes, which never compare equal
+  across classes and sort NULL < numbers < TEXT < BLOB: numbers are INTEGER/REAL, strings TEXT, and null,
+  false, true, ``{}`` and ``[]`` one-byte BLOB markers. So an equality is one index seek that cannot confuse
+  ``"1"``, ``1`` and ``true``, and a range stays inside its type by bounding it with the first value of the
+  next storage class (``''`` after numbers, ``x''`` after strings). A non-empty object or array has no row:
+  no value test can match it, and that it exists shows in the rows below it, so ``exists`` looks at the path
+  and every path under it.
+- ``k`` says how the value was found: ``1`` the node at the path through objects only, ``2`` a node reached
+  through an array, ``0`` only as an element of an array node (``eq`` and the other value tests look into a
+  leaf array, ``empty`` does not). The common case is ``1`` or ``0``, which SQLite stores in no bytes at all.
+
+Predicates become ``t.n IN (SELECT thing FROM search_values WHERE path = ... AND <test on v>)``: the subquery is
+one range of the key ``(path, v)`` and yields the matching Things, so an indexed predicate drives the query;
+``and``/``or``/``not`` are plain SQL over such two-valued terms (never NULL, so ``NOT`` is exact).
+
+Sorting reads the Thing's JSON with ``json_type``/``json_extract`` (``$."attributes"."x"`` is exactly the path
+through objects that a sort key means), or, for a key that such a path cannot spell, the Python function
+``rql_sort_value``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+from ditto_compat.model.pointer import MISSING, Pointer, format_pointer, get_at, parse_pointer
+from ditto_compat.persistence.query_common import (
+    INDEXED_ROOTS,
+    Column,
+    DocPath,
+    FeatureWildcard,
+    SearchField,
+    effective_after,
+    effective_sort,
+    like_prefix,
+    number,
+    prefix_upper_bound,
+    resolve_field,
+)
+from ditto_compat.rql.ast import And, Compare, Empty, Exists, In, Not, Or, Query, SortKey
+from ditto_compat.rql.evaluator import like_regex, resolve_literal
+
+__all__ = [
+    "EMPTY_ARRAY",
+    "EMPTY_OBJECT",
+    "FALSE",
+    "KIND_ELEMENT",
+    "KIND_EXACT",
+    "KIND_NODE",
+    "LIKE_FUNCTION",
+    "NULL",
+    "SORT_VALUE_FUNCTION",
+    "TRUE",
+    "IndexEntries",
+    "SqlBuilder",
+    "encode",
+    "index_changes",
+    "index_entries",
+    "keyset_condition",
+    "order_by",
+    "path_text",
+    "sql_like",
+    "sql_sort_value",
+    "where",
+    "wildcard_text",
+]
+
+# Value markers (BLOBs): their byte order is the sort order of their types (null < bool < object < array).
+NULL: Final = b"\x00"
+FALSE: Final = b"\x01"
+TRUE: Final = b"\x02"
+EMPTY_OBJECT: Final = b"\x03"
+EMPTY_ARRAY: Final = b"\x05"
+
+KIND_ELEMENT: Final = 0
+KIND_EXACT: Final = 1
+KIND_NODE: Final = 2
+
+LIKE_FUNCTION: Final = "rql_like"
+SORT_VALUE_FUNCTION: Final = "rql_sort_value"
+# JSON path labels of SQLite 3.40 are compared with the raw JSON text of a key: a key that JSON must escape
+# cannot be spelled.
+_NOT_IN_JSON_PATH: Final = frozenset('"\\') | frozenset(chr(c) for c in range(0x20))
+
+# ((path keys, encoded value) -> kind): one row of search_values each, duplicates merged (highest kind wins).
+IndexEntries = dict[tuple[Pointer, Any], int]
+
+_T = "t"  # alias of the things table in every statement built here
+_COLUMN_SQL: Final = {
+    "thingId": f"{_T}.id",
+    "namespace": f"{_T}.namespace",
+    "_revision": f"{_T}.revision",
+    "_created": f"{_T}.created",
+    "_modified": f"{_T}.modified",
+}
+# SQLite reads an out-of-range literal as infinity: the sort value of a missing field or null, below every
+# number (SQLite's NULL would also sort first, but would make every keyset comparison three-valued).
+_MINUS_INFINITY: Final = "-9e999"
+_EMPTY_MARKERS: Final = f"x'00', '', x'{EMPTY_OBJECT.hex()}', x'{EMPTY_ARRAY.hex()}'"
+
+
+# ------------------------------------------------------------------------------------------- the index
+
+
+def encode(value: Any) -> Any:
+    """A literal, or a scalar or empty container of a Thing, as stored in ``search_values.v``."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if value is None:
+        return NULL
+    if value is True:
+        return TRUE
+    if value is False:
+        return FALSE
+    if kind is int or kind is float:
+        return number(value)
+    return EMPTY_OBJECT if isinstance(value, Mapping) else EMPTY_ARRAY
+
+
+def _flatten(keys: Pointer, value: Any, priority: int, out: dict[tuple[Pointer, Any], int]) -> None:
+    """Rows of the node ``value`` found at ``keys`` (``priority``: 2 exact, 1 through an array) and of
+    everything below it. A non-empty object or array has no row of its own: its existence shows in the rows
+    below it (see :func:`where`, ``exists``)."""
+    kind = type(value)
+    if kind is dict and value:
+        for key, child in value.items():
+            _flatten((*keys, key), child, priority, out)
+        return
+    if kind is list and value:
+        for position, element in enumerate(value):
+            if type(element) not in (dict, list) or not element:
+                entry = (keys, encode(element))
+                if entry not in out:  # an element is the weakest way to be found (priority 0)
+                    out[entry] = 0
+            # a decimal key selects by position; the element is a node there (nested arrays included)
+            _flatten((*keys, str(position)), element, 1, out)
+        for element in value:
+            # a key looks into the elements that are objects (not into nested arrays)
+            if type(element) is dict:
+                for key, child in element.items():
+                    _flatten((*keys, key), child, 1, out)
+        return
+    entry = (keys, encode(value))
+    if out.get(entry, -1) < priority:
+        out[entry] = priority
+
+
+_STORED_KIND: Final = (KIND_ELEMENT, KIND_NODE, KIND_EXACT)  # by priority
+
+
+def _stored(rows: dict[tuple[Pointer, Any], int]) -> IndexEntries:
+    return {entry: _STORED_KIND[priority] for entry, priority in rows.items()}
+
+
+def index_entries(doc: Mapping[str, Any]) -> IndexEntries:
+    """The index rows of one Thing JSON: every scalar or empty node the evaluator can reach at every path under
+    the indexed roots, and every scalar or empty element of every array node."""
+    out: dict[tuple[Pointer, Any], int] = {}
+    for root in INDEXED_ROOTS:
+        if root in doc:
+            _flatten((root,), doc[root], 2, out)
+    return _stored(out)
+
+
+def index_changes(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> tuple[list[tuple[Pointer, Any]], IndexEntries]:
+    """``(rows to delete, rows to insert or update)`` to turn the index of ``old`` into that of ``new``.
+
+    Only the subtrees that differ are flattened: below a path through objects only, every row comes from the
+    one node at that path, so an unchanged subtree (same JSON text) keeps its rows. A property update costs a
+    few comparisons and one or two rows, not a flattening of the whole Thing."""
+    if old is None or new is None:
+        return (list(index_entries(old)) if old is not None else []), (
+            index_entries(new) if new is not None else {}
+        )
+    removed: list[tuple[Pointer, Any]] = []
+    changed: IndexEntries = {}
+
+    def compare(keys: Pointer, before: Any, after: Any) -> None:
+        if type(before) is dict and type(after) is dict and before and after:
+            for key in before.keys() | after.keys():
+                compare((*keys, key), before.get(key, MISSING), after.get(key, MISSING))
+            return
+        if before is not MISSING and after is not MISSING and orjson.dumps(before) == orjson.dumps(after):
+            return  # JSON text, not ==: in Python 1 == 1.0 == True
+        rows_before: dict[tuple[Pointer, Any], int] = {}
+        rows_after: dict[tuple[Pointer, Any], int] = {}
+        if before is not MISSING:
+            _flatten(keys, before, 2, rows_before)
+        if after is not MISSING:
+            _flatten(keys, after, 2, rows_after)
+        stored_before, stored_after = _stored(rows_before), _stored(rows_after)
+        removed.extend(entry for entry in stored_before if entry not in stored_after)
+        changed.update((e, k) for e, k in stored_after.items() if stored_before.get(e) != k)
+
+    for root in INDEXED_ROOTS:
+        compare((root,), old.get(root, MISSING), new.get(root, MISSING))
+    return removed, changed
+
+
+def path_text(keys: Pointer) -> str:
+    return format_pointer(keys)
+
+
+def wildcard_text(keys: Pointer) -> str | None:
+    """The ``features/*/...`` form of a feature path (None for other paths), kept next to the path so that a
+    wildcard query finds all its paths through one index."""
+    if len(keys) >= 2 and keys[0] == "features":
+        return format_pointer(("features", "*", *keys[2:]))
+    return None
+
+
+# ------------------------------------------------------------------------------------------- like
+
+
+@functools.lru_cache(maxsize=512)
+def _like_match(pattern: str, ignore_case: bool) -> Any:
+    return like_regex(pattern, ignore_case=ignore_case).match
+
+
+def sql_like(value: Any, pattern: Any, ignore_case: Any) -> int:
+    """The SQL function ``rql_like(v, pattern, ignore_case)``: the evaluator's own ``like``/``ilike`` (MongoDB
+    regular expression semantics, which neither LIKE nor GLOB have: ``?`` does not match a line break, and a
+    pattern also matches before a final line break)."""
+    if type(value) is not str or type(pattern) is not str:
+        return 0
+    return 1 if _like_match(pattern, bool(ignore_case))(value) is not None else 0
+
+
+# ------------------------------------------------------------------------------------------- statements
+
+
+class SqlBuilder:
+    """Collects named parameters while SQL text is built, so that fragments compose in any order."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return ":" + name
+
+
+def where(builder: SqlBuilder, query: Query, now: datetime) -> str:
+    """The filter as a SQL condition on the things table aliased ``t``."""
+    if isinstance(query, And):
+        if not query.children:
+            return "1"
+        return "(" + " AND ".join(f"({where(builder, c, now)})" for c in query.children) + ")"
+    if isinstance(query, Or):
+        if not query.children:
+            return "0"
+        return "(" + " OR ".join(f"({where(builder, c, now)})" for c in query.children) + ")"
+    if isinstance(query, Not):
+        # every operand in parentheses: a leaf may itself be "a AND b", and NOT binds tighter than AND
+        return f"(NOT ({where(builder, query.child, now)}))"
+    if isinstance(query, Compare):
+        field = resolve_field(query.field)
+        literal = resolve_literal(query.value, now)
+        if isinstance(field, Column):
+            return _column_compare(builder, field, query.op, literal)
+        return _compare(builder, field, query.op, literal)
+    if isinstance(query, In):
+        field = resolve_field(query.field)
+        literals = [resolve_literal(v, now) for v in query.values]
+        if isinstance(field, Column):
+            return _column_in(builder, field, literals)
+        markers = [encode(v) for v in literals if _is_scalar(v)]
+        if not markers:
+            return "0"
+        listed = ", ".join(builder.param(m) for m in markers)
+        return _rows(builder, field, f"v IN ({listed})")
+    if isinstance(query, Exists):
+        field = resolve_field(query.field)
+        return "1" if isinstance(field, Column) else _rows(builder, field, None)
+    if isinstance(query, Empty):
+        field = resolve_field(query.field)
+        if isinstance(field, Column):
+            return f"{_COLUMN_SQL[field.name]} = ''" if field.is_string else "0"
+        # nothing found, or a node (not a mere element of an array) that is null, "", {} or []
+        return (
+            f"(NOT {_rows(builder, field, None)} "
+            f"OR {_rows(builder, field, f'k <> {KIND_ELEMENT} AND v IN ({_EMPTY_MARKERS})')})"
+        )
+    raise TypeError(f"not an RQL query node: {query!r}")
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _rows(builder: SqlBuilder, field: DocPath | FeatureWildcard, test: str | None) -> str:
+    """Some value at the field passes ``test`` (a condition on ``v``/``k``); with ``test`` None: something
+    exists at the field, which is a row at its path or at any path below it."""
+    if isinstance(field, DocPath):
+        column, text = "path", path_text(field.keys)
+    else:
+        column, text = "wpath", format_pointer(("features", "*", *field.rest))
+    if test is not None:
+        if column == "path":
+            paths = f"path = (SELECT id FROM search_paths WHERE path = {builder.param(text)})"
+        else:
+            paths = f"path IN (SELECT id FROM search_paths WHERE wpath = {builder.param(text)})"
+        condition = f"{paths} AND {test}"
+    else:
+        # the path itself or one below it: "/a/b" or "/a/b/..." ("0" is the character after "/")
+        below = f"{column} >= {builder.param(text + '/')} AND {column} < {builder.param(text + '0')}"
+        own = f"{column} = {builder.param(text)}"
+        condition = f"path IN (SELECT id FROM search_paths WHERE {own} OR ({below}))"
+    return f"{_T}.n IN (SELECT thing FROM search_values WHERE {condition})"
+
+
+def _compare(builder: SqlBuilder, field: DocPath | FeatureWildcard, op: str, literal: Any) -> str:
+    if not _is_scalar(literal):
+        return "0"
+    if op == "eq":
+        return _rows(builder, field, f"v = {builder.param(encode(literal))}")
+    if op == "ne":
+        # exists, and no value or element equals the literal
+        equal = _rows(builder, field, f"v = {builder.param(encode(literal))}")
+        return f"({_rows(builder, field, None)} AND NOT {equal})"
+    if op in ("like", "ilike"):
+        if not isinstance(literal, str):
+            return "0"
+        return _rows(builder, field, _like_test(builder, "v", literal, op == "ilike"))
+    return _rows(builder, field, _range_test(builder, op, literal))
+
+
+def _range_test(builder: SqlBuilder, op: str, literal: Any) -> str:
+    """gt/ge/lt/le within the literal's type: bounded by the neighbouring storage classes."""
+    if literal is None:
+        # null is only equal to null: ge/le match an explicit null, gt/lt nothing
+        return f"v = {builder.param(NULL)}" if op in ("ge", "le") else "0"
+    symbol = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}[op]
+    bound = builder.param(encode(literal))
+    if isinstance(literal, bool):
+        lower, upper = f"x'{FALSE.hex()}'", f"x'{TRUE.hex()}'"
+        return f"v {symbol} {bound} AND v >= {lower} AND v <= {upper}"
+    if isinstance(literal, str):
+        # TEXT sorts after every number and before every BLOB
+        return f"v {symbol} {bound} AND v >= '' AND v < x''"
+    # numbers sort before everything else (no NULL is stored)
+    return f"v {symbol} {bound} AND v < ''"
+
+
+def _like_test(builder: SqlBuilder, expression: str, pattern: str, ignore_case: bool) -> str:
+    matches = f"{LIKE_FUNCTION}({expression}, {builder.param(pattern)}, {int(ignore_case)})"
+    if ignore_case:
+        return f"typeof({expression}) = 'text' AND {matches}"
+    # Every match starts with the pattern's literal prefix: that range lets the index narrow the candidates
+    # before the (Python) matcher runs.
+    prefix = like_prefix(pattern)
+    if not prefix:
+        return f"typeof({expression}) = 'text' AND {matches}"
+    upper = prefix_upper_bound(prefix)
+    upper_sql = f"{expression} < {builder.param(upper)}" if upper is not None else f"{expression} < x''"
+    return f"{expression} >= {builder.param(prefix)} AND {upper_sql} AND {matches}"
+
+
+def _column_type_matches(field: Column, literal: Any) -> bool:
+    if field.is_string:
+        return isinstance(literal, str)
+    return isinstance(literal, int | float) and not isinstance(literal, bool)
+
+
+def _column_compare(builder: SqlBuilder, field: Column, op: str, literal: Any) -> str:
+    """A column always exists and is never null, with one type."""
+    column = _COLUMN_SQL[field.name]
+    same_type = _column_type_matches(field, literal)
+    if op == "ne":
+        return f"{column} <> {builder.param(number(literal))}" if same_type else "1"
+    if not same_type:
+        return "0"
+    if op in ("like", "ilike"):
+        # only strings match a pattern (not the revision, even with a number as the pattern)
+        if not isinstance(literal, str):
+            return "0"
+        return _like_test(builder, column, literal, op == "ilike")
+    symbol = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}[op]
+    return f"{column} {symbol} {builder.param(number(literal))}"
+
+
+def _column_in(builder: SqlBuilder, field: Column, literals: list[Any]) -> str:
+    values = [number(v) for v in literals if _column_type_matches(field, v)]
+    if not values:
+        return "0"
+    return f"{_COLUMN_SQL[field.name]} IN ({', '.join(builder.param(v) for v in values)})"
+
+
+# ------------------------------------------------------------------------------------------- sorting
+
+
+def _sort_expression(builder: SqlBuilder, field: SearchField) -> str:
+    """The sort value of a field as one totally ordered SQL value (see :mod:`.query_common`): missing and
+    null are minus infinity, all objects one marker, all arrays another."""
+    if isinstance(field, Column):
+        return _COLUMN_SQL[field.name]
+    if not isinstance(field, DocPath):
+        raise ValueError("the feature wildcard cannot be sorted by")
+    if any(_NOT_IN_JSON_PATH.intersection(key) for key in field.keys):
+        return f"{SORT_VALUE_FUNCTION}({_T}.doc, {builder.param(path_text(field.keys))})"
+    path = builder.param("$" + "".join(f'."{key}"' for key in field.keys))
+    return (
+        f"CASE json_type({_T}.doc, {path}) "
+        f"WHEN 'integer' THEN json_extract({_T}.doc, {path}) WHEN 'real' THEN json_extract({_T}.doc, {path}) "
+        f"WHEN 'text' THEN json_extract({_T}.doc, {path}) "
+        f"WHEN 'false' THEN x'{FALSE.hex()}' WHEN 'true' THEN x'{TRUE.hex()}' "
+        f"WHEN 'object' THEN x'{EMPTY_OBJECT.hex()}' WHEN 'array' THEN x'{EMPTY_ARRAY.hex()}' "
+        f"ELSE {_MINUS_INFINITY} END"
+    )
+
+
+def sql_sort_value(doc: Any, pointer: Any) -> Any:
+    """The SQL function ``rql_sort_value(doc, pointer)``: what :func:`_sort_expression` computes, for keys a
+    JSON path cannot spell."""
+    if type(doc) is not str or type(pointer) is not str:
+        return float("-inf")
+    value = get_at(orjson.loads(doc), parse_pointer(pointer))
+    return _sort_value(value)
+
+
+def _sort_parameter(field: SearchField, value: Any) -> Any:
+    """A sort value (as :func:`ditto_compat.model.pointer.get_at` reads it from the searchable document) in
+    the domain of :func:`_sort_expression`."""
+    if isinstance(field, Column):
+        return number(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    return _sort_value(value)
+
+
+def _sort_value(value: Any) -> Any:
+    if value is None or value is MISSING:
+        return float("-inf")
+    if isinstance(value, bool):
+        return TRUE if value else FALSE
+    if isinstance(value, int | float):
+        return number(value)
+    if isinstance(value, str):
+        return value
+    return EMPTY_OBJECT if isinstance(value, Mapping) else EMPTY_ARRAY
+
+
+def order_by(builder: SqlBuilder, sort: tuple[SortKey, ...]) -> str:
+    """``ORDER BY`` terms of the effective sort (ending with the thing id)."""
+    terms = []
+    for key in effective_sort(sort):
+        expression = _sort_expression(builder, resolve_field(key.field))
+        terms.append(f"{expression} {'ASC' if key.ascending else 'DESC'}")
+    return ", ".join(terms)
+
+
+def keyset_condition(builder: SqlBuilder, sort: tuple[SortKey, ...], after: tuple[Any, ...]) -> str:
+    """Rows strictly after ``after`` in the effective sort: ``k1 > a1 OR (k1 = a1 AND (k2 > a2 OR ...))``,
+    with ``<`` for descending keys."""
+    keys = effective_sort(sort)
+    values = effective_after(sort, after)
+    assert values is not None
+    condition = ""
+    for key, value in reversed(list(zip(keys, values, strict=True))):
+        field = resolve_field(key.field)
+        expression = _sort_expression(builder, field)
+        symbol = ">" if key.ascending else "<"
+        beyond = f"{expression} {symbol} {builder.param(_sort_parameter(field, value))}"
+        if not condition:
+            condition = beyond
+        else:
+            tie = f"{_sort_expression(builder, field)} = {builder.param(_sort_parameter(field, value))}"
+            condition = f"({beyond} OR ({tie} AND {condition}))"
+    return condition

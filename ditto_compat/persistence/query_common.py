@@ -97,32 +97,49 @@ def resolve_field(field: Field) -> SearchField:
     raise RqlExpressionInvalid(f"Unknown property name: {format_pointer(pointer)[1:]}.")
 
 
-def effective_sort(sort: tuple[SortKey, ...]) -> tuple[SortKey, ...]:
-    """The sort as run: up to and including ``thingId`` (keys after the unique id never decide anything),
-    with ``+thingId`` appended when absent. Refuses keys that cannot be sorted by."""
-    keys: list[SortKey] = []
-    for key in sort:
+def _effective_positions(sort: tuple[SortKey, ...]) -> tuple[list[int], bool]:
+    """Positions of the keys that decide the order: up to and including ``thingId`` (keys after the unique id
+    never decide anything), each field once (a repeated field is already decided by its first key; MongoDB's
+    sort document could not even hold it twice); and whether ``+thingId`` must be appended."""
+    positions: list[int] = []
+    seen: set[tuple[str, ...]] = set()
+    for index, key in enumerate(sort):
         if isinstance(resolve_field(key.field), FeatureWildcard):
             raise SearchOptionInvalid(
                 f"Unknown property name: {format_pointer(key.field.pointer)[1:]} "
                 "(the feature wildcard '*' cannot be sorted by)."
             )
-        keys.append(key)
+        if key.field.pointer in seen:
+            continue
+        seen.add(key.field.pointer)
+        positions.append(index)
         if key.field.pointer == ("thingId",):
-            return tuple(keys)
-    keys.append(THING_ID_KEY)
-    return tuple(keys)
+            return positions, False
+    return positions, True
+
+
+def effective_sort(sort: tuple[SortKey, ...]) -> tuple[SortKey, ...]:
+    """The sort as run (see :func:`_effective_positions`). Refuses keys that cannot be sorted by."""
+    positions, append_id = _effective_positions(sort)
+    keys = [sort[i] for i in positions]
+    return (*keys, THING_ID_KEY) if append_id else tuple(keys)
 
 
 def effective_after(sort: tuple[SortKey, ...], after: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    """``after`` cut to :func:`effective_sort`: it needs a value for every key up to ``thingId`` (a sort
-    without ``thingId`` needs one more, the id of the last hit)."""
+    """``after`` (one value per key of ``sort``, plus the id of the last hit when the sort lacks ``thingId``)
+    reduced to the keys of :func:`effective_sort`."""
     if after is None:
         return None
-    wanted = len(effective_sort(sort))
-    if len(after) < wanted:
-        raise ValueError(f"'after' holds {len(after)} values, the sort needs {wanted}")
-    return tuple(after[:wanted])
+    positions, append_id = _effective_positions(sort)
+    needed = (positions[-1] + 1 if positions else 0) + (1 if append_id else 0)
+    if append_id:
+        needed = max(needed, len(sort) + 1)
+    if len(after) < needed:
+        raise ValueError(f"'after' holds {len(after)} values, the sort needs {needed}")
+    values = [after[i] for i in positions]
+    if append_id:
+        values.append(after[len(sort)])
+    return tuple(values)
 
 
 def is_missing(value: Any) -> bool:

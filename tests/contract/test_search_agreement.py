@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ditto_compat.domain.entity import EntityState
@@ -203,6 +203,11 @@ SORT_PATHS = [
         st.builds(SortKey, st.sampled_from(SORT_PATHS).map(_field), st.booleans()), min_size=1, max_size=2
     ).map(tuple),
     size=st.integers(1, 4),
+)
+@example(  # found in CI on MongoDB: a field sorted twice must not lose the first key's direction
+    bodies=[{}, {}],
+    sort=(SortKey(_field("_revision"), False), SortKey(_field("_revision"), True)),
+    size=1,
 )
 async def test_keyset_pages_follow_the_defined_order(
     store: Store, bodies: list[dict[str, Any]], sort: tuple[SortKey, ...], size: int

@@ -5,16 +5,19 @@ Routes parse a request into a command and render an outcome; nothing here knows 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ditto_compat.domain.things import Outcome
 from ditto_compat.errors import (
+    CommandTimeout,
     DittoError,
     DuplicateHeaderField,
     InternalError,
@@ -33,6 +36,7 @@ from ditto_compat.model.headers import (
 from ditto_compat.model.jsonio import dumps, loads
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_URI_BYTES = 8 * 1024  # gateway.conf max-uri-length
@@ -153,6 +157,40 @@ def error_response(error: DittoError, correlation_id: str | None) -> Response:
     if error.status == 304:
         return Response(status_code=304, headers=headers)
     return json_response(error.status, error.to_json(), headers)
+
+
+async def within_timeout(command: Awaitable[T], timeout_s: float, command_type: str) -> T:
+    """Run a command within its ``timeout``; the command itself is shielded, so a timed-out write still
+    completes (Ditto's 408 means "no answer in time", not "not applied")."""
+    task = asyncio.ensure_future(command)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except TimeoutError:
+        task.add_done_callback(_consume_result)
+        raise CommandTimeout(
+            f"The command '{command_type}' could not be processed within its timeout of {timeout_s:g}s."
+        ) from None
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def render_outcome(outcome: Outcome, headers: CommandHeaders, correlation_id: str, location: str) -> Response:
+    """Ditto's answer to a command: 202 without a response, else 201 with body and ``Location``, 200 with body,
+    or the bare status; the ``ETag`` whenever there is one."""
+    response_headers = {"correlation-id": correlation_id}
+    if not headers.response_required:
+        return Response(status_code=202, headers=response_headers)
+    if outcome.etag:
+        response_headers["etag"] = outcome.etag
+    if outcome.status == 201:
+        response_headers["location"] = location
+        return json_response(201, outcome.value, response_headers)
+    if outcome.status == 200:
+        return json_response(200, outcome.value, response_headers)
+    return Response(status_code=outcome.status, headers=response_headers)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -9,7 +9,6 @@ the outcome becomes Ditto's status, headers and body. There is no ``PATCH`` anyw
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -23,16 +22,16 @@ from ditto_compat.api.http import (
     ditto_endpoint,
     fields_param,
     header_or_param,
-    json_response,
     path_segments,
     read_body,
+    render_outcome,
     request_uri,
+    within_timeout,
 )
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.policy_commands import PolicyCommand, PolicyOutcome, parse_policy_view
 from ditto_compat.domain.policy_resources import DELETABLE, POLICY, policy_resource_of
 from ditto_compat.errors import (
-    CommandTimeout,
     JsonInvalid,
     MethodNotAllowed,
     PolicyIdInvalid,
@@ -93,7 +92,7 @@ async def policies_endpoint(request: Request) -> Response:
     )
     cmd = PolicyCommand(action, policy_id, resource, value, headers, fields_param(request), resolved)
     outcome = await _dispatch(ctx, cmd, auth)
-    return _render(request, cmd, outcome, correlation_id, request_uri(request))
+    return render_outcome(outcome, cmd.headers, correlation_id, request_uri(request))
 
 
 async def _post_policy(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:
@@ -113,38 +112,8 @@ async def _post_policy(request: Request, ctx: AppContext, auth: AuthContext, cor
     cmd = PolicyCommand("create", policy_id, POLICY, body, command_headers(request, correlation_id))
     outcome = await _dispatch(ctx, cmd, auth)
     location = f"{request_uri(request).rstrip('/')}/{policy_id}"
-    return _render(request, cmd, outcome, correlation_id, location)
-
-
-def _render(
-    request: Request, cmd: PolicyCommand, outcome: PolicyOutcome, correlation_id: str, location: str
-) -> Response:
-    headers = {"correlation-id": correlation_id}
-    if not cmd.headers.response_required:
-        return Response(status_code=202, headers=headers)
-    if outcome.etag:
-        headers["etag"] = outcome.etag
-    if outcome.status == 201:
-        headers["location"] = location
-        return json_response(201, outcome.value, headers)
-    if outcome.status == 200:
-        return json_response(200, outcome.value, headers)
-    return Response(status_code=outcome.status, headers=headers)
+    return render_outcome(outcome, cmd.headers, correlation_id, location)
 
 
 async def _dispatch(ctx: AppContext, cmd: PolicyCommand, auth: AuthContext) -> PolicyOutcome:
-    """Run the command within its ``timeout``; the command itself is shielded, so a timed-out write still
-    completes (Ditto's 408 means "no answer in time", not "not applied")."""
-    task = asyncio.ensure_future(ctx.policies.handle(cmd, auth))
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), cmd.headers.timeout_s)
-    except TimeoutError:
-        task.add_done_callback(_consume_result)
-        raise CommandTimeout(
-            f"The command '{cmd.type}' could not be processed within its timeout of {cmd.headers.timeout_s:g}s."
-        ) from None
-
-
-def _consume_result(task: asyncio.Future[PolicyOutcome]) -> None:
-    if not task.cancelled():
-        task.exception()
+    return await within_timeout(ctx.policies.handle(cmd, auth), cmd.headers.timeout_s, cmd.type)

@@ -7,7 +7,6 @@ client, and every sub-resource below a Thing is a JSON pointer. Each request bec
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import Any
@@ -25,12 +24,13 @@ from ditto_compat.api.http import (
     json_response,
     path_segments,
     read_body,
+    render_outcome,
     request_uri,
+    within_timeout,
 )
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.things import Outcome, ThingCommand
 from ditto_compat.errors import (
-    CommandTimeout,
     DittoError,
     MediaTypeUnsupported,
     MethodNotAllowed,
@@ -103,35 +103,11 @@ async def things_endpoint(request: Request) -> Response:
     cmd = ThingCommand(action, thing_id, pointer, value, headers, fields_param(request), condition)
     cmd.resource  # noqa: B018  (validates the path: unknown resources answer 404 before any I/O)
     outcome = await _dispatch(ctx, cmd, auth)
-    response_headers = {"correlation-id": correlation_id}
-    if not headers.response_required:
-        return Response(status_code=202, headers=response_headers)
-    if outcome.etag:
-        response_headers["etag"] = outcome.etag
-    if outcome.status == 201:
-        response_headers["location"] = request_uri(request)
-        return json_response(201, outcome.value, response_headers)
-    if outcome.status == 200:
-        return json_response(200, outcome.value, response_headers)
-    return Response(status_code=outcome.status, headers=response_headers)
+    return render_outcome(outcome, headers, correlation_id, request_uri(request))
 
 
 async def _dispatch(ctx: AppContext, cmd: ThingCommand, auth: AuthContext) -> Outcome:
-    """Run the command within its ``timeout``; the command itself is shielded, so a timed-out write still
-    completes (Ditto's 408 means "no answer in time", not "not applied")."""
-    task = asyncio.ensure_future(ctx.dispatcher.handle(cmd, auth))
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), cmd.headers.timeout_s)
-    except TimeoutError:
-        task.add_done_callback(_consume_result)
-        raise CommandTimeout(
-            f"The command '{cmd.type}' could not be processed within its timeout of {cmd.headers.timeout_s:g}s."
-        ) from None
-
-
-def _consume_result(task: asyncio.Future[Outcome]) -> None:
-    if not task.cancelled():
-        task.exception()
+    return await within_timeout(ctx.dispatcher.handle(cmd, auth), cmd.headers.timeout_s, cmd.type)
 
 
 async def _post_thing(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:
@@ -151,14 +127,8 @@ async def _post_thing(request: Request, ctx: AppContext, auth: AuthContext, corr
     thing_id = generate_thing_id(namespace)
     headers = command_headers(request, correlation_id)
     cmd = ThingCommand("create", thing_id, (), body, headers)
-    outcome = await _dispatch(ctx, cmd, auth)
-    response_headers = {"correlation-id": correlation_id}
-    if not headers.response_required:
-        return Response(status_code=202, headers=response_headers)
-    if outcome.etag:
-        response_headers["etag"] = outcome.etag
-    response_headers["location"] = f"{request_uri(request).rstrip('/')}/{thing_id}"
-    return json_response(201, outcome.value, response_headers)
+    outcome = await _dispatch(ctx, cmd, auth)  # a creation: always 201
+    return render_outcome(outcome, headers, correlation_id, f"{request_uri(request).rstrip('/')}/{thing_id}")
 
 
 async def _list_things(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:

@@ -12,10 +12,8 @@ Every adapter authenticates into an :class:`AuthContext`, parses a :class:`Thing
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +48,11 @@ from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
 from ditto_compat.rql.evaluator import evaluate
 from ditto_compat.rql.fields import searchable_document
 from ditto_compat.service.enforcement import EnforcerCache
+from ditto_compat.service.locks import MAX_CAS_ATTEMPTS, KeyedLocks
 
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[ThingEvent], None]
-MAX_CAS_ATTEMPTS = 8
 # Listing Things scans the store page by page and keeps what the caller may read; this bounds the scan.
 MAX_LIST_SCAN_PAGES = 50
 
@@ -64,33 +62,6 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _KeyedLocks:
-    """One asyncio lock per thing id, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextmanager
-    def _ref(self, key: str) -> Iterator[asyncio.Lock]:
-        lock, refs = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, refs + 1)
-        try:
-            yield lock
-        finally:
-            lock, refs = self._locks[key]
-            if refs <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, refs - 1)
-
-    async def run(self, key: str, fn: Callable[[], Awaitable[Outcome]]) -> Outcome:
-        with self._ref(key) as lock:
-            async with lock:
-                return await fn()
-
-
 class Dispatcher:
     def __init__(
         self, store: Store, *, enforcers: EnforcerCache | None = None, clock: Callable[[], str] = utc_now
@@ -98,7 +69,7 @@ class Dispatcher:
         self.store = store
         self.enforcers = enforcers or EnforcerCache(store)
         self._clock = clock
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
         self._listeners: list[EventListener] = []
 
     def subscribe(self, listener: EventListener) -> None:

@@ -17,9 +17,8 @@ Policy changes take effect for the next request on any process: enforcers are ca
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NoReturn
 
@@ -35,32 +34,11 @@ from ditto_compat.model.ids import namespace_of
 from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
 from ditto_compat.service.dispatcher import utc_now
 from ditto_compat.service.enforcement import EnforcerCache
+from ditto_compat.service.locks import MAX_CAS_ATTEMPTS, KeyedLocks
 
 log = logging.getLogger(__name__)
 
 PolicyEventListener = Callable[[PolicyEvent], None]
-MAX_CAS_ATTEMPTS = 8
-
-
-class _PolicyLocks:
-    """One asyncio lock per policy id, dropped when nobody holds or waits for it, so that writes to one policy
-    from this process queue up instead of racing each other into compare-and-set retries."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    async def run(self, key: str, fn: Callable[[], Awaitable[PolicyOutcome]]) -> PolicyOutcome:
-        lock, refs = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, refs + 1)
-        try:
-            async with lock:
-                return await fn()
-        finally:
-            lock, refs = self._locks[key]
-            if refs <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, refs - 1)
 
 
 class PolicyService:
@@ -68,7 +46,7 @@ class PolicyService:
         self.store = store
         self.enforcers = enforcers
         self._clock = clock
-        self._locks = _PolicyLocks()
+        self._locks = KeyedLocks()
         self._listeners: list[PolicyEventListener] = []
 
     def subscribe(self, listener: PolicyEventListener) -> None:

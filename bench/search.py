@@ -32,7 +32,7 @@ from http_put import HOST, Server, free_port, request
 
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.persistence.factory import SQLITE_FILENAME, create_store
-from ditto_compat.persistence.ports import EntityWrite, PolicyReaders, Store
+from ditto_compat.persistence.ports import EntityWrite, PolicyReaders, RevisionConflict, Store
 
 POLICY_ID = "bench:fleet"
 HALLS = [f"hall-{i}" for i in range(50)]
@@ -120,8 +120,20 @@ async def seed(store: Store, count: int) -> float:
                 "timestamp": NOW,
             }
             writes.append(EntityWrite("things", 0, EntityState(thing_id, 1, doc, NOW, NOW), event))
-        await asyncio.gather(*(store.commit([w]) for w in writes))
+        await asyncio.gather(*(_commit(store, w) for w in writes))
     return time.perf_counter() - start
+
+
+async def _commit(store: Store, write: EntityWrite) -> None:
+    # A MongoDB transaction may fail on a transient write conflict with a concurrent one; the server retries
+    # such a commit as the command path does.
+    for _attempt in range(20):
+        try:
+            await store.commit([write])
+            return
+        except RevisionConflict:
+            await asyncio.sleep(0.001)
+    raise RuntimeError(f"could not store {write.state.entity_id}")
 
 
 def shapes(count: int) -> dict[str, list[str]]:

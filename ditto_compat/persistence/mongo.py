@@ -68,6 +68,7 @@ from ditto_compat.persistence.ports import (
     SearchRequest,
     StoreUnavailable,
 )
+from ditto_compat.persistence.query_common import over_views
 from ditto_compat.persistence.query_mongo import (
     escape_key,
     escape_keys,
@@ -77,6 +78,7 @@ from ditto_compat.persistence.query_mongo import (
     unescape_keys,
     wildcard_features,
 )
+from ditto_compat.rql.ast import Query
 
 __all__ = ["MongoStore", "escape_key", "escape_keys", "unescape_key", "unescape_keys"]
 
@@ -330,6 +332,15 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
 
+    async def importers(self, policy_id: str) -> list[str]:
+        """Ids of the live policies whose ``imports`` name ``policy_id`` (directly), in id order."""
+        query = {"deleted": False, f"doc.imports.{escape_key(policy_id)}": {"$exists": True}}
+        try:
+            cursor = self._coll("policies").find(query, {"_id": 1}).sort("_id", 1)
+            return [d["_id"] async for d in cursor]
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
+
     async def journal(
         self,
         collection: Collection,
@@ -352,17 +363,32 @@ class MongoStore:
 
     # -- search ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _search_filter(request: SearchRequest) -> Document:
-        """Live Things a reader may read, in the namespaces, matching the filter."""
+    @classmethod
+    def _search_filter(cls, request: SearchRequest, uniform: bool | None = None) -> Document:
+        """Live Things a reader may read, in the namespaces, matching the filter; of (non-)uniform policies
+        only, if asked. Policies that hide fields from some readers get the filter relaxed (``over_views``)."""
         query: Document = {"deleted": False, "readers": {"$in": list(dict.fromkeys(request.readers))}}
         if request.namespaces is not None:
             query["namespace"] = {"$in": list(dict.fromkeys(request.namespaces))}
+        if uniform is not None:
+            query["uniform"] = uniform
         if request.filter is None:
             return query
+        relaxed = over_views(request.filter)
+        if relaxed == request.filter or uniform is True:
+            return cls._with_filter(query, request.filter)
+        loose = query if relaxed is None else cls._with_filter(dict(query), relaxed)
+        if uniform is False:
+            return loose
+        strict = cls._with_filter({**query, "uniform": True}, request.filter)
+        return {"$or": [strict, {**loose, "uniform": False}]}
+
+    @staticmethod
+    def _with_filter(query: Document, rql: Query) -> Document:
+        """``query`` and the RQL filter."""
         # The filter's own fields join the base document where they can: a planner (SecantusDB's at least)
         # picks an index among the fields of one document more readily than through "$and".
-        parts = [mongo_filter(request.filter, datetime.now(UTC))]
+        parts = [mongo_filter(rql, datetime.now(UTC))]
         nested: list[Document] = []
         while parts:
             part = parts.pop(0)
@@ -408,10 +434,10 @@ class MongoStore:
         if not request.readers or request.namespaces == ():
             return 0, []
         things = self._coll("things")
-        query = self._search_filter(request)
         try:
-            counted = await things.count_documents({**query, "uniform": True})
-            cursor = things.find({**query, "uniform": False}, _HIT_PROJECTION).sort("_id", ASCENDING)
+            counted = await things.count_documents(self._search_filter(request, True))
+            unverified = self._search_filter(request, False)
+            cursor = things.find(unverified, _HIT_PROJECTION).sort("_id", ASCENDING)
             return counted, [_hit(d) async for d in cursor]
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB count failed: {exc}") from exc

@@ -124,6 +124,10 @@ class Store(Protocol):
         policies, which the caller must verify one by one (``limit`` and ``sort`` are ignored)."""
         ...
 
+    async def importers(self, policy_id: str) -> list[str]:
+        """Ids of the live policies whose ``imports`` name ``policy_id`` (directly), in id order."""
+        ...
+
     async def set_policy_readers(self, readers: Sequence[PolicyReaders]) -> None:
         """Replace the search index of these policies (after a policy or one of its imports changed)."""
         ...

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from ditto_compat.errors import RqlExpressionInvalid, SearchOptionInvalid
 from ditto_compat.model.pointer import MISSING, Pointer, format_pointer
-from ditto_compat.rql.ast import Field, SortKey
+from ditto_compat.rql.ast import And, Empty, Field, Not, Or, Query, SortKey
 
 ColumnName = Literal["thingId", "namespace", "_revision", "_created", "_modified"]
 COLUMNS: Final[frozenset[str]] = frozenset({"thingId", "namespace", "_revision", "_created", "_modified"})
@@ -77,6 +77,24 @@ class FeatureWildcard:
 
 
 SearchField = Column | DocPath | FeatureWildcard
+
+
+def over_views(query: Query) -> Query | None:
+    """A filter that the database can apply to the full Thing and that matches every Thing whose READ view
+    the original filter matches (None: every Thing), for policies that hide parts of a Thing from some readers.
+
+    A view is the Thing with some subtrees removed. Every test but ``empty`` can only stop matching when a
+    subtree goes, so it is kept; ``empty`` and ``not`` can start matching, so they are dropped (the search
+    service evaluates the original filter on each candidate's view)."""
+    if isinstance(query, Not | Empty):
+        return None
+    if isinstance(query, And):
+        kept = tuple(c for c in (over_views(child) for child in query.children) if c is not None)
+        return And(kept) if kept else None
+    if isinstance(query, Or):
+        relaxed = [over_views(child) for child in query.children]
+        return None if any(c is None for c in relaxed) else Or(tuple(c for c in relaxed if c is not None))
+    return query
 
 
 def resolve_field(field: Field) -> SearchField:

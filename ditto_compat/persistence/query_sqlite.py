@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -265,52 +266,170 @@ def where(builder: SqlBuilder, query: Query, now: datetime) -> str:
     if isinstance(query, And):
         if not query.children:
             return "1"
-        return "(" + " AND ".join(f"({where(builder, c, now)})" for c in query.children) + ")"
+        sets, others = _partition(builder, query.children, now, merge_ranges=True)
+        terms = [_in_set(_combine(sets, "INTERSECT"))] if sets else []
+        terms.extend(where(builder, c, now) for c in others)
+        return terms[0] if len(terms) == 1 else "(" + " AND ".join(f"({t})" for t in terms) + ")"
     if isinstance(query, Or):
         if not query.children:
             return "0"
-        return "(" + " OR ".join(f"({where(builder, c, now)})" for c in query.children) + ")"
+        sets, others = _partition(builder, query.children, now, merge_ranges=False)
+        terms = [_in_set(_combine(sets, "UNION"))] if sets else []
+        terms.extend(where(builder, c, now) for c in others)
+        return terms[0] if len(terms) == 1 else "(" + " OR ".join(f"({t})" for t in terms) + ")"
     if isinstance(query, Not):
         # every operand in parentheses: a leaf may itself be "a AND b", and NOT binds tighter than AND
         return f"(NOT ({where(builder, query.child, now)}))"
+    found = _thing_set(builder, query, now)
+    if found is not None:
+        return _in_set(found)
     if isinstance(query, Compare):
         field = resolve_field(query.field)
         literal = resolve_literal(query.value, now)
         if isinstance(field, Column):
             return _column_compare(builder, field, query.op, literal)
-        return _compare(builder, field, query.op, literal)
+        return "0"  # a non-scalar literal: no value equals or orders against it
     if isinstance(query, In):
         field = resolve_field(query.field)
         literals = [resolve_literal(v, now) for v in query.values]
         if isinstance(field, Column):
             return _column_in(builder, field, literals)
-        markers = [encode(v) for v in literals if _is_scalar(v)]
-        if not markers:
-            return "0"
-        listed = ", ".join(builder.param(m) for m in markers)
-        return _rows(builder, field, f"v IN ({listed})")
+        return "0"  # no scalar among the listed values
     if isinstance(query, Exists):
-        field = resolve_field(query.field)
-        return "1" if isinstance(field, Column) else _rows(builder, field, None)
+        return "1"  # a column always exists
     if isinstance(query, Empty):
         field = resolve_field(query.field)
         if isinstance(field, Column):
             return f"{_COLUMN_SQL[field.name]} = ''" if field.is_string else "0"
         # nothing found, or a node (not a mere element of an array) that is null, "", {} or []
-        return (
-            f"(NOT {_rows(builder, field, None)} "
-            f"OR {_rows(builder, field, f'k <> {KIND_ELEMENT} AND v IN ({_EMPTY_MARKERS})')})"
-        )
+        empty = _values(builder, field, f"k <> {KIND_ELEMENT} AND v IN ({_EMPTY_MARKERS})")
+        return f"(NOT {_in_set(_values(builder, field, None))} OR {_in_set(empty)})"
     raise TypeError(f"not an RQL query node: {query!r}")
+
+
+# A set of Things is a SELECT of their keys ``thing`` from ``search_values``, or a compound of such SELECTs.
+# Combining the sets of an ``and``/``or`` inside the index (INTERSECT/UNION over the keys) before anything
+# reads the things table costs one scan of each predicate's index range; testing them as separate
+# ``t.n IN (...)`` terms would fetch a Thing row for every match of whichever predicate the planner drives by.
+
+
+@dataclass(frozen=True, slots=True)
+class _Set:
+    sql: str
+    compound: (
+        bool  # a compound SELECT must be wrapped to be one operand of another (SQLite has no parentheses)
+    )
+
+
+def _in_set(found: _Set) -> str:
+    return f"{_T}.n IN ({found.sql})"
+
+
+def _operand(found: _Set) -> str:
+    return f"SELECT thing FROM ({found.sql})" if found.compound else found.sql
+
+
+def _combine(sets: list[_Set], operator: str) -> _Set:
+    if len(sets) == 1:
+        return sets[0]
+    return _Set(f" {operator} ".join(_operand(s) for s in sets), True)
+
+
+def _partition(
+    builder: SqlBuilder, children: tuple[Query, ...], now: datetime, *, merge_ranges: bool
+) -> tuple[list[_Set], list[Query]]:
+    """The children that are sets of Things (ranges on one path merged, inside an ``and``), and the rest."""
+    sets: list[_Set] = []
+    others: list[Query] = []
+    remaining: list[Query] = list(children)
+    if merge_ranges:
+        ranges: dict[Pointer, list[Compare]] = {}
+        for child in children:
+            key = _range_path(child)
+            if key is not None:
+                ranges.setdefault(key, []).append(child)  # type: ignore[arg-type]
+        for keys, bounds in ranges.items():
+            if len(bounds) > 1:
+                sets.append(_merged_range(builder, DocPath(keys), bounds, now))
+                remaining = [c for c in remaining if not any(c is b for b in bounds)]
+    for child in remaining:
+        found = _thing_set(builder, child, now)
+        if found is None:
+            others.append(child)
+        else:
+            sets.append(found)
+    return sets, others
+
+
+def _range_path(query: Query) -> Pointer | None:
+    """The path of a gt/ge/lt/le on a document path (the comparisons one index range can serve)."""
+    if not isinstance(query, Compare) or query.op not in _RANGE_SYMBOL:
+        return None
+    field = resolve_field(query.field)
+    return field.keys if isinstance(field, DocPath) else None
+
+
+def _merged_range(builder: SqlBuilder, field: DocPath, bounds: list[Compare], now: datetime) -> _Set:
+    """``and(gt(p,a), lt(p,b))`` as one range of the index. A Thing matches when some value at ``p`` passes
+    every bound, or, where ``p`` holds several values (an array: rows not of kind exact), when each bound is
+    passed by some value. A path through objects only holds one node, so where it is a scalar its one row
+    (kind exact) decides alone; rows of other kinds are few, and a partial index keeps them apart."""
+    terms = [_range_terms(builder, bound.op, resolve_literal(bound.value, now)) for bound in bounds]
+    if ["0"] in terms:
+        return _values(builder, field, "0")  # a bound nothing passes (and "INDEXED BY" refuses a constant)
+    tests = [" AND ".join(t) for t in terms]
+    # every literal's bound before any type's bound (see _range_terms)
+    ordered = [t[0] for t in terms] + list(dict.fromkeys(term for t in terms for term in t[1:]))
+    together = _values(builder, field, " AND ".join(ordered))
+    spread = [
+        _Set(
+            _values(builder, field, f"k <> {KIND_EXACT} AND ({t})").sql.replace(_FROM_VALUES, _FROM_SPREAD),
+            False,
+        )
+        for t in tests
+    ]
+    return _Set(f"{_combine(spread, 'INTERSECT').sql} UNION {together.sql}", True)
+
+
+def _thing_set(builder: SqlBuilder, query: Query, now: datetime) -> _Set | None:
+    """The Things matching ``query`` as a set from the index, or None when it needs the things table (a
+    column, ``not``, ``empty``, or a test that is constant)."""
+    if isinstance(query, And | Or):
+        if not query.children:
+            return None
+        sets, others = _partition(builder, query.children, now, merge_ranges=isinstance(query, And))
+        if others:
+            return None
+        return _combine(sets, "INTERSECT" if isinstance(query, And) else "UNION")
+    if isinstance(query, Compare):
+        field = resolve_field(query.field)
+        literal = resolve_literal(query.value, now)
+        if isinstance(field, Column) or not _is_scalar(literal):
+            return None
+        return _compare(builder, field, query.op, literal)
+    if isinstance(query, In):
+        field = resolve_field(query.field)
+        if isinstance(field, Column):
+            return None
+        literals = [resolve_literal(v, now) for v in query.values]
+        markers = [encode(v) for v in literals if _is_scalar(v)]
+        if not markers:
+            return None
+        listed = ", ".join(builder.param(m) for m in markers)
+        return _values(builder, field, f"v IN ({listed})")
+    if isinstance(query, Exists):
+        field = resolve_field(query.field)
+        return None if isinstance(field, Column) else _values(builder, field, None)
+    return None
 
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
-def _rows(builder: SqlBuilder, field: DocPath | FeatureWildcard, test: str | None) -> str:
-    """Some value at the field passes ``test`` (a condition on ``v``/``k``); with ``test`` None: something
-    exists at the field, which is a row at its path or at any path below it."""
+def _values(builder: SqlBuilder, field: DocPath | FeatureWildcard, test: str | None) -> _Set:
+    """The Things with some value at the field that passes ``test`` (a condition on ``v``/``k``); with
+    ``test`` None: with something at the field, which is a row at its path or at any path below it."""
     if isinstance(field, DocPath):
         column, text = "path", path_text(field.keys)
     else:
@@ -326,40 +445,50 @@ def _rows(builder: SqlBuilder, field: DocPath | FeatureWildcard, test: str | Non
         below = f"{column} >= {builder.param(text + '/')} AND {column} < {builder.param(text + '0')}"
         own = f"{column} = {builder.param(text)}"
         condition = f"path IN (SELECT id FROM search_paths WHERE {own} OR ({below}))"
-    return f"{_T}.n IN (SELECT thing FROM search_values WHERE {condition})"
+    return _Set(f"SELECT thing {_FROM_VALUES} WHERE {condition}", False)
 
 
-def _compare(builder: SqlBuilder, field: DocPath | FeatureWildcard, op: str, literal: Any) -> str:
-    if not _is_scalar(literal):
-        return "0"
+def _compare(builder: SqlBuilder, field: DocPath | FeatureWildcard, op: str, literal: Any) -> _Set:
     if op == "eq":
-        return _rows(builder, field, f"v = {builder.param(encode(literal))}")
+        return _values(builder, field, f"v = {builder.param(encode(literal))}")
     if op == "ne":
         # exists, and no value or element equals the literal
-        equal = _rows(builder, field, f"v = {builder.param(encode(literal))}")
-        return f"({_rows(builder, field, None)} AND NOT {equal})"
+        equal = _values(builder, field, f"v = {builder.param(encode(literal))}")
+        return _Set(f"{_values(builder, field, None).sql} EXCEPT {equal.sql}", True)
     if op in ("like", "ilike"):
         if not isinstance(literal, str):
-            return "0"
-        return _rows(builder, field, _like_test(builder, "v", literal, op == "ilike"))
-    return _rows(builder, field, _range_test(builder, op, literal))
+            return _values(builder, field, "0")
+        return _values(builder, field, _like_test(builder, "v", literal, op == "ilike"))
+    return _values(builder, field, _range_test(builder, op, literal))
+
+
+_FROM_VALUES: Final = "FROM search_values"
+# Without statistics the planner would read the primary key, which holds every value, not just the spread ones.
+_FROM_SPREAD: Final = "FROM search_values INDEXED BY search_values_spread"
+_RANGE_SYMBOL: Final = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
 def _range_test(builder: SqlBuilder, op: str, literal: Any) -> str:
     """gt/ge/lt/le within the literal's type: bounded by the neighbouring storage classes."""
+    return " AND ".join(_range_terms(builder, op, literal))
+
+
+def _range_terms(builder: SqlBuilder, op: str, literal: Any) -> list[str]:
+    """The terms of :func:`_range_test`, the comparison with the literal first: SQLite bounds an index range by
+    the first lower and the first upper bound it meets, and the literal's is the tight one."""
     if literal is None:
         # null is only equal to null: ge/le match an explicit null, gt/lt nothing
-        return f"v = {builder.param(NULL)}" if op in ("ge", "le") else "0"
-    symbol = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}[op]
-    bound = builder.param(encode(literal))
+        return [f"v = {builder.param(NULL)}"] if op in ("ge", "le") else ["0"]
+    if not _is_scalar(literal):
+        return ["0"]
+    own = f"v {_RANGE_SYMBOL[op]} {builder.param(encode(literal))}"
     if isinstance(literal, bool):
-        lower, upper = f"x'{FALSE.hex()}'", f"x'{TRUE.hex()}'"
-        return f"v {symbol} {bound} AND v >= {lower} AND v <= {upper}"
+        return [own, f"v >= x'{FALSE.hex()}'", f"v <= x'{TRUE.hex()}'"]
     if isinstance(literal, str):
         # TEXT sorts after every number and before every BLOB
-        return f"v {symbol} {bound} AND v >= '' AND v < x''"
+        return [own, "v >= ''", "v < x''"]
     # numbers sort before everything else (no NULL is stored)
-    return f"v {symbol} {bound} AND v < ''"
+    return [own, "v < ''"]
 
 
 def _like_test(builder: SqlBuilder, expression: str, pattern: str, ignore_case: bool) -> str:

@@ -31,7 +31,7 @@ from ditto_compat.domain.policy_resolution import MAX_IMPORT_DEPTH, import_ids, 
 from ditto_compat.domain.policy_resources import PolicyKind, PolicyResource, policy_not_found
 from ditto_compat.errors import PolicyActionFailed, PolicyNotFound, PolicyNotModifiable, PolicyUnavailable
 from ditto_compat.model.ids import namespace_of
-from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
+from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store, StoreUnavailable
 from ditto_compat.service.dispatcher import utc_now
 from ditto_compat.service.enforcement import EnforcerCache
 from ditto_compat.service.locks import MAX_CAS_ATTEMPTS, KeyedLocks
@@ -136,10 +136,34 @@ class PolicyService:
             except RevisionConflict:
                 log.debug("revision conflict on policy %s, retrying", cmd.policy_id)
                 continue
+            await self._reindex_importers(cmd.policy_id)
             return outcome
         raise PolicyUnavailable(
             f"The Policy with ID '{cmd.policy_id}' is changed concurrently too often, please try again later."
         )
+
+    async def _reindex_importers(self, policy_id: str) -> None:
+        """Policies importing this one (at any depth) take entries from it: re-derive who may find their
+        Things in search. After the commit, not with it: the change is acknowledged either way, and a failure
+        here leaves the index of those policies as it was (logged) until one of them is written again."""
+        try:
+            seen = {policy_id}
+            frontier = [policy_id]
+            updates = []
+            for _depth in range(MAX_IMPORT_DEPTH):
+                found: list[str] = []
+                for pid in frontier:
+                    found += [i for i in await self.store.importers(pid) if i not in seen]
+                    seen.update(found)
+                if not found:
+                    break
+                for pid, state in (await self.store.get_many("policies", found)).items():
+                    updates.append(await self.enforcers.search_readers(pid, state.doc))
+                frontier = found
+            if updates:
+                await self.store.set_policy_readers(updates)
+        except StoreUnavailable as exc:
+            log.warning("search index of the policies importing %s not updated: %s", policy_id, exc)
 
     async def _decide(
         self, cmd: PolicyCommand, auth: AuthContext, state: EntityState | None

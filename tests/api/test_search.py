@@ -191,8 +191,52 @@ async def test_search_respects_policies(api: httpx.AsyncClient) -> None:
         headers=BOB,
     )
     assert r.json() == 0
+    # ... and so its negation matches wherever he may not read it, as on his view of the Things
+    hidden = 'not(eq(attributes/serial,"SN-000"))'
+    assert ids_of(await search(api, BOB, namespaces=ns, filter=hidden)) == ids[:2]
+    assert ids_of(await search(api, ALICE, namespaces=ns, filter=hidden)) == ids[1:]
+    r = await api.get("/api/2/search/things/count", params={"namespaces": ns, "filter": hidden}, headers=BOB)
+    assert r.json() == 2
     # a policy change applies to the next search
     r = await api.delete(f"/api/2/policies/{policy_id}/entries/READER", headers=ALICE)
+    assert r.status_code == 204
+    assert ids_of(await search(api, BOB, namespaces=ns)) == []
+
+
+async def test_subjects_added_through_an_import_find_things_at_once(api: httpx.AsyncClient) -> None:
+    ns = fresh_ns()
+    ids = await seed(api, ns)
+    template_id = f"{ns}:template"
+    template = {
+        "entries": {
+            "OWNER": {"subjects": {"nginx:alice": {"type": "t"}}, "resources": {"policy:/": RW}},
+            "VIEWERS": {
+                "subjects": {"nginx:nobody": {"type": "t"}},
+                "resources": {"thing:/": {"grant": ["READ"], "revoke": []}},
+                "importable": "implicit",
+            },
+        }
+    }
+    assert (await api.put(f"/api/2/policies/{template_id}", json=template, headers=ALICE)).status_code == 201
+    # a policy importing the template, and one importing that policy (imports reach two levels deep here)
+    policy_id = f"{ns}:importer"
+    outer_id = f"{ns}:outer"
+    owner = {"subjects": {"nginx:alice": {"type": "t"}}, "resources": {"thing:/": RW, "policy:/": RW}}
+    for pid, imported in ((policy_id, template_id), (outer_id, policy_id)):
+        body = {"entries": {"OWNER": owner}, "imports": {imported: {}}}
+        assert (await api.put(f"/api/2/policies/{pid}", json=body, headers=ALICE)).status_code == 201
+    r = await api.put(f"/api/2/things/{ids[0]}/policyId", json=policy_id, headers=ALICE)
+    assert r.status_code == 204
+    assert ids_of(await search(api, BOB, namespaces=ns)) == []
+    # bob joins the template's entry: the importing policy's Things are his to find, without touching it
+    r = await api.put(
+        f"/api/2/policies/{template_id}/entries/VIEWERS/subjects/nginx:bob", json={"type": "t"}, headers=ALICE
+    )
+    assert r.status_code == 201, r.text
+    assert ids_of(await search(api, BOB, namespaces=ns)) == [ids[0]]
+    r = await api.get("/api/2/search/things/count", params={"namespaces": ns}, headers=BOB)
+    assert r.json() == 1
+    r = await api.delete(f"/api/2/policies/{template_id}/entries/VIEWERS/subjects/nginx:bob", headers=ALICE)
     assert r.status_code == 204
     assert ids_of(await search(api, BOB, namespaces=ns)) == []
 

@@ -182,6 +182,39 @@ async def test_search_returns_what_the_evaluator_accepts(
     assert counted == len(expected) and to_verify == []
 
 
+# Several bounds on one path, over values that are scalars or arrays of them: the SQLite translation serves
+# these with one index range, which must still let different elements of an array pass different bounds.
+RANGE_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
+RANGE_BOUND: st.SearchStrategy[Query] = st.builds(
+    Compare,
+    st.sampled_from(["gt", "ge", "lt", "le"]),
+    st.just(_field("attributes/a")),
+    st.one_of(st.integers(-3, 3), st.sampled_from([1.5, -2.5, "a", "b", True, False, None])),
+)
+
+
+@AGREEMENT
+@given(
+    values=st.lists(RANGE_VALUES, min_size=1, max_size=6),
+    bounds=st.lists(RANGE_BOUND, min_size=2, max_size=3),
+    extra=st.none() | LEAF,
+)
+async def test_bounds_on_one_path_agree_with_the_evaluator(
+    store: Store, values: list[Any], bounds: list[Query], extra: Query | None
+) -> None:
+    query = And((*bounds, extra) if extra is not None else tuple(bounds))
+    namespace, docs, revisions = await _store_things(store, [{"attributes": {"a": v}} for v in values])
+    expected = sorted(
+        thing_id
+        for i, (thing_id, doc) in enumerate(docs.items())
+        if evaluate(query, searchable_document(doc, thing_id, revisions[thing_id], T0, _modified(i)), now=NOW)
+    )
+    hits = await store.search(
+        SearchRequest(readers=(READER,), filter=query, namespaces=(namespace,), limit=50)
+    )
+    assert [h.state.entity_id for h in hits] == expected
+
+
 SORT_PATHS = [
     "attributes/a",
     "attributes/a/b",

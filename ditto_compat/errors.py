@@ -617,3 +617,27 @@ class JsonFieldMissing(DittoError):
 
 
 # === end of the policies API block ==============================================================================
+
+
+# === Ditto Protocol (ditto_compat/protocol/*) =====================================================================
+# Ditto's protocol adapter exceptions (ProtocolAdapterException: prefix "things.protocol.adapter:"), used for every
+# group, as Ditto does. A malformed envelope answers the generic json.* codes above.
+class UnknownTopicPath(DittoError):
+    """Ditto's ``UnknownTopicPathException``: a topic that does not parse or that names no known signal."""
+
+    status = 400
+    error_code = "things.protocol.adapter:unknown.topicpath"
+    default_message = "The topic path is not supported."
+    default_description = "Check if the topic path is correct."
+
+
+class UnknownPath(DittoError):
+    """Ditto's ``UnknownPathException``: a valid topic with a ``path`` that addresses no resource of it."""
+
+    status = 400
+    error_code = "things.protocol.adapter:unknown.path"
+    default_message = "The path does not correspond to any known command, response or event."
+    default_description = "Check if the path is correct."
+
+
+# === end of the Ditto Protocol block ============================================================================

@@ -26,12 +26,10 @@ from ditto_compat.errors import (
 )
 from ditto_compat.model.fields import FieldSelector, parse_fields
 from ditto_compat.model.headers import (
+    COMMAND_HEADER_NAMES,
     CommandHeaders,
+    command_headers_from,
     new_correlation_id,
-    parse_bool,
-    parse_entity_tags,
-    parse_if_equal,
-    parse_timeout,
 )
 from ditto_compat.model.jsonio import dumps, loads
 
@@ -109,22 +107,12 @@ def correlation_id_of(request: Request) -> str:
 
 def command_headers(request: Request, correlation_id: str) -> CommandHeaders:
     """Parse the headers (and header-like query parameters) a command carries."""
-    kwargs: dict[str, Any] = {"correlation_id": correlation_id}
-    if (value := header_or_param(request, "response-required")) is not None:
-        kwargs["response_required"] = parse_bool("response-required", value)
-    if (value := header_or_param(request, "timeout")) is not None:
-        kwargs["timeout_s"] = parse_timeout(value)
-    if (value := request.headers.get("if-match")) is not None:
-        kwargs["if_match"] = parse_entity_tags("if-match", value)
-    if (value := request.headers.get("if-none-match")) is not None:
-        kwargs["if_none_match"] = parse_entity_tags("if-none-match", value)
-    if (value := request.headers.get("if-equal")) is not None:
-        kwargs["if_equal"] = parse_if_equal(value)
-    if (value := header_or_param(request, "allow-policy-lockout")) is not None:
-        kwargs["allow_policy_lockout"] = parse_bool("allow-policy-lockout", value)
-    if (value := header_or_param(request, "dry-run")) is not None:
-        kwargs["dry_run"] = parse_bool("dry-run", value)
-    return CommandHeaders(**kwargs)
+    values = {
+        name: value
+        for name in COMMAND_HEADER_NAMES
+        if name != "correlation-id" and (value := header_or_param(request, name)) is not None
+    }
+    return command_headers_from(values, correlation_id)
 
 
 async def read_body(request: Request) -> bytes:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from ditto_compat.errors import HeaderInvalid, TimeoutInvalid
 
@@ -122,3 +124,44 @@ class CommandHeaders:
     if_equal: IfEqual = IfEqual.UPDATE
     allow_policy_lockout: bool = False
     dry_run: bool = False
+
+
+# The headers that steer a command; an adapter collects these (HTTP also from query parameters) and hands them to
+# :func:`command_headers_from`
+COMMAND_HEADER_NAMES = (
+    "correlation-id",
+    "response-required",
+    "timeout",
+    "if-match",
+    "if-none-match",
+    "if-equal",
+    "allow-policy-lockout",
+    "dry-run",
+)
+
+
+def command_headers_from(headers: Mapping[str, str], correlation_id: str | None = None) -> CommandHeaders:
+    """Parse the headers a command carries, whatever the transport (HTTP headers, a Ditto Protocol envelope).
+
+    Header names compare case-insensitively (Ditto headers are case-insensitive and case-preserving). An explicit
+    ``correlation_id`` wins over the mapping's; without either the command gets a new one."""
+    values = {name.lower(): value for name, value in headers.items()}
+    kwargs: dict[str, Any] = {}
+    correlation_id = correlation_id or values.get("correlation-id")
+    if correlation_id:
+        kwargs["correlation_id"] = correlation_id
+    if (value := values.get("response-required")) is not None:
+        kwargs["response_required"] = parse_bool("response-required", value)
+    if (value := values.get("timeout")) is not None:
+        kwargs["timeout_s"] = parse_timeout(value)
+    if (value := values.get("if-match")) is not None:
+        kwargs["if_match"] = parse_entity_tags("if-match", value)
+    if (value := values.get("if-none-match")) is not None:
+        kwargs["if_none_match"] = parse_entity_tags("if-none-match", value)
+    if (value := values.get("if-equal")) is not None:
+        kwargs["if_equal"] = parse_if_equal(value)
+    if (value := values.get("allow-policy-lockout")) is not None:
+        kwargs["allow_policy_lockout"] = parse_bool("allow-policy-lockout", value)
+    if (value := values.get("dry-run")) is not None:
+        kwargs["dry_run"] = parse_bool("dry-run", value)
+    return CommandHeaders(**kwargs)

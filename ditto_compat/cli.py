@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ditto_compat.settings import Settings
 
@@ -22,6 +22,13 @@ def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ditto-compat", description="An Eclipse Ditto compatible twin server."
@@ -30,7 +37,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server")
     defaults = Settings()
 
-    def opt(name: str, default: object, help_text: str, kind: type = str) -> None:
+    def opt(name: str, default: object, help_text: str, kind: Callable[[str], object] = str) -> None:
         env_value = _env(environ, name)
         value = kind(env_value) if env_value is not None else default
         serve.add_argument(
@@ -54,6 +61,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("devops-password", defaults.devops_password, "password of the devops routes")
     opt("sqlite-synchronous", defaults.sqlite_synchronous, "SQLite PRAGMA synchronous: NORMAL or FULL")
     opt("log-level", defaults.log_level, "log level")
+    opt(
+        "journal-retention",
+        defaults.journal_retention,
+        "journal entries kept per Thing/Policy for history (at-historical-*); 0 keeps all",
+        _non_negative,
+    )
     serve.add_argument(
         "--pre-authenticated",
         action="store_true",
@@ -76,6 +89,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         devops_password=args.devops_password,
         sqlite_synchronous=args.sqlite_synchronous.upper(),
         log_level=args.log_level,
+        journal_retention=args.journal_retention,
     )
 
 
@@ -83,11 +97,20 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from ditto_compat.api.app import create_app
+    from ditto_compat.persistence.factory import create_store
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    app = create_app(settings)
+    # built here rather than by create_app, which does not pass the journal retention on to the store
+    store = create_store(
+        data_dir=settings.data_dir,
+        mongo_uri=settings.mongo_uri,
+        mongo_database=settings.mongo_database,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        journal_retention=settings.journal_retention,
+    )
+    app = create_app(settings, store=store)
     uvicorn.run(
         app,
         host=settings.host,

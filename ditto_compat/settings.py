@@ -18,6 +18,9 @@ class Settings:
     devops_password: str = "foobar"
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    # journal entries kept per Thing/Policy for history (at-historical-*); 0 keeps all. The oldest kept entry
+    # becomes a snapshot of the entity, so every kept revision stays retrievable (domain/history.py).
+    journal_retention: int = 0
 
     @property
     def storage_name(self) -> str:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ditto_compat.api.context import AppContext
+from ditto_compat.api.history import historical_point, history_service
 from ditto_compat.api.http import (
     command_headers,
     correlation_id_of,
@@ -91,7 +92,12 @@ async def policies_endpoint(request: Request) -> Response:
         header_or_param(request, "policy-view") or request.query_params.get("policy-view")
     )
     cmd = PolicyCommand(action, policy_id, resource, value, headers, fields_param(request), resolved)
-    outcome = await _dispatch(ctx, cmd, auth)
+    point = historical_point(request) if action == "retrieve" else None
+    if point is not None:
+        history = history_service(ctx).policy_at(cmd, auth, point)
+        outcome = await within_timeout(history, headers.timeout_s, cmd.type)
+    else:
+        outcome = await _dispatch(ctx, cmd, auth)
     return render_outcome(outcome, cmd.headers, correlation_id, request_uri(request))
 
 

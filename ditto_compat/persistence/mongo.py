@@ -57,6 +57,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from ditto_compat.domain.entity import EntityState
+from ditto_compat.domain.history import compact
 from ditto_compat.model.ids import namespace_of
 from ditto_compat.persistence.ports import (
     COLLECTIONS,
@@ -183,9 +184,13 @@ class MongoStore:
 
     name: str = "mongodb"
 
-    def __init__(self, uri: str, database: str) -> None:
+    def __init__(self, uri: str, database: str, *, journal_retention: int = 0) -> None:
+        if journal_retention < 0:
+            raise ValueError(f"journal_retention must be 0 (unbounded) or more, not {journal_retention}")
         self.uri = uri
         self.database = database
+        # revisions kept in the journal per entity; 0 keeps all
+        self.journal_retention = journal_retention
         self._client: AsyncMongoClient[Document] | None = None
         self._entities: dict[str, AsyncCollection[Document]] = {}
         self._journal: AsyncCollection[Document] | None = None
@@ -600,3 +605,28 @@ class MongoStore:
                     f"{write.collection} {entity_id!r} is not at revision {write.expected_revision}"
                 )
         await self._journal_coll().insert_one(event, session=session)
+        await self._prune_journal(session, write)
+
+    async def _prune_journal(self, session: AsyncClientSession, write: EntityWrite) -> None:
+        """``journal_retention`` N: after revision r, keep revisions r-N+1..r, the oldest rewritten as the
+        snapshot of the entity at that revision (domain/history.py), in the transaction of the write. Each
+        commit moves the window by one, so this replays two entries: the old snapshot and the next event."""
+        keep_from = write.state.revision - self.journal_retention + 1
+        if self.journal_retention <= 0 or keep_from <= 1:
+            return
+        journal = self._journal_coll()
+        key = {"c": write.collection, "i": write.state.entity_id}
+        cursor = journal.find({**key, "r": {"$lte": keep_from}}, {"_id": 0, "e": 1}, session=session)
+        entries = [unescape_keys(d["e"]) async for d in cursor.sort("r", ASCENDING)]
+        try:
+            snapshot = compact(write.collection, write.state.entity_id, entries)
+        except Exception:
+            # a journal entry this version cannot replay: keep the journal longer rather than fail the write
+            _log.exception("journal of %s %r not pruned", write.collection, write.state.entity_id)
+            return
+        if snapshot is None:
+            return
+        await journal.update_one(
+            {**key, "r": keep_from}, {"$set": {"e": escape_keys(snapshot)}}, session=session
+        )
+        await journal.delete_many({**key, "r": {"$lt": keep_from}}, session=session)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -39,6 +40,7 @@ from typing import Any, Final
 import orjson
 
 from ditto_compat.domain.entity import EntityState
+from ditto_compat.domain.history import HistoryCollection, compact
 from ditto_compat.model.ids import namespace_of
 from ditto_compat.model.pointer import Pointer
 from ditto_compat.persistence.ports import (
@@ -69,6 +71,8 @@ from ditto_compat.persistence.query_sqlite import (
 )
 
 __all__ = ["SqliteStore"]
+
+_log = logging.getLogger(__name__)
 
 _SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 # A round of group commit is capped so that the first caller of a long queue is not kept waiting behind an
@@ -200,6 +204,13 @@ _JOURNAL_RANGE: Final = (
     "SELECT event FROM journal WHERE collection = ? AND entity_id = ? AND revision BETWEEN ? AND ? "
     "ORDER BY revision"
 )
+# journal_retention: the entries up to the new oldest kept one (replayed into its snapshot), its rewrite as
+# that snapshot, and the removal of everything older (domain/history.py)
+_JOURNAL_HEAD: Final = (
+    "SELECT event FROM journal WHERE collection = ? AND entity_id = ? AND revision <= ? ORDER BY revision"
+)
+_REWRITE_EVENT: Final = "UPDATE journal SET event = ? WHERE collection = ? AND entity_id = ? AND revision = ?"
+_PRUNE_JOURNAL: Final = "DELETE FROM journal WHERE collection = ? AND entity_id = ? AND revision < ?"
 # SQLite integers are signed 64-bit; "no upper bound" is expressed as the largest one.
 _MAX_REVISION: Final = 2**63 - 1
 
@@ -344,12 +355,16 @@ class SqliteStore:
 
     name: str = "sqlite"
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", journal_retention: int = 0) -> None:
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS_MODES)}, not {synchronous!r}")
+        if journal_retention < 0:
+            raise ValueError(f"journal_retention must be 0 (unbounded) or more, not {journal_retention}")
         self.path = path
         self.synchronous = mode
+        # revisions kept in the journal per entity; 0 keeps all
+        self.journal_retention = journal_retention
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._stopped: concurrent.futures.Future[None] | None = None
@@ -821,6 +836,7 @@ class SqliteStore:
                         f"{w.collection} {w.entity_id!r} is not at revision {w.expected_revision}"
                     )
                 conn.execute(_INSERT_EVENT, (w.collection, w.entity_id, w.revision, w.event))
+                self._prune_journal(conn, w)
         except RevisionConflict as exc:
             outcome: BaseException = exc
         except sqlite3.IntegrityError as exc:
@@ -857,7 +873,29 @@ class SqliteStore:
         # (_apply_batch).
         self._write_search(conn, w, written, previous)
         conn.execute(_INSERT_EVENT, (w.collection, w.entity_id, w.revision, w.event))
+        self._prune_journal(conn, w)
         return None
+
+    def _prune_journal(self, conn: sqlite3.Connection, w: _PreparedWrite) -> None:
+        """``journal_retention`` N: after revision r, keep revisions r-N+1..r, the oldest rewritten as the
+        snapshot of the entity at that revision (domain/history.py), in the transaction of the write. Each
+        commit moves the window by one, so this replays two entries: the old snapshot and the next event."""
+        keep_from = w.revision - self.journal_retention + 1
+        if self.journal_retention <= 0 or keep_from <= 1:
+            return
+        key = (w.collection, w.entity_id)
+        rows = conn.execute(_JOURNAL_HEAD, (*key, keep_from)).fetchall()
+        collection: HistoryCollection = "things" if w.collection == "things" else "policies"
+        try:
+            snapshot = compact(collection, w.entity_id, [orjson.loads(row[0]) for row in rows])
+        except Exception:
+            # a journal entry this version cannot replay: keep the journal longer rather than fail the write
+            _log.exception("journal of %s %r not pruned", w.collection, w.entity_id)
+            return
+        if snapshot is None:
+            return
+        conn.execute(_REWRITE_EVENT, (orjson.dumps(snapshot).decode(), *key, keep_from))
+        conn.execute(_PRUNE_JOURNAL, (*key, keep_from))
 
     def _write_state(self, conn: sqlite3.Connection, w: _PreparedWrite, *, search: bool = True) -> int | None:
         """The compare-and-set of one entity: its search key (``n`` of a Thing, 1 for a policy) when it hit,

@@ -71,6 +71,14 @@ class PolicyService:
         if state is None or state.doc is None:
             raise policy_not_found(cmd.policy_id)
         enforcer = await self.enforcers.enforcer_of(state, namespace_of(cmd.policy_id))
+        return await self.retrieve_from(cmd, auth, state, enforcer)
+
+    async def retrieve_from(
+        self, cmd: PolicyCommand, auth: AuthContext, state: EntityState, enforcer: Enforcer
+    ) -> PolicyOutcome:
+        """Answer a retrieve from ``state`` (the current one, or a historical one: service/history.py) as
+        ``enforcer`` lets the caller see it."""
+        assert state.doc is not None
         if not enforcer.has_partial(auth.subjects, cmd.resource.enforcement_resource, (READ,)):
             raise cmd.resource.not_found(cmd.policy_id)
         if cmd.wants_resolved_view:

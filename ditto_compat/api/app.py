@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response
@@ -23,12 +23,16 @@ from ditto_compat.api.policies import policies_endpoint
 from ditto_compat.api.search import count_things, search_things
 from ditto_compat.api.status import check_permissions_endpoint, health, whoami
 from ditto_compat.api.things import things_endpoint
+from ditto_compat.api.ws import ws_endpoint
 from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.auth.htpasswd import Htpasswd
 from ditto_compat.errors import MethodNotAllowed, ResourceNotFound
 from ditto_compat.persistence.factory import create_store
 from ditto_compat.persistence.ports import Store
+from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.dispatcher import Dispatcher
+from ditto_compat.service.hub import EventHub
+from ditto_compat.service.messages import MessageRouter
 from ditto_compat.service.policies import PolicyService
 from ditto_compat.service.search import SearchService
 from ditto_compat.settings import Settings
@@ -52,7 +56,13 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
     dispatcher = Dispatcher(store)
     # one enforcer cache for Things and Policies: a policy compiled for either serves both
     policies = PolicyService(store, dispatcher.enforcers)
-    return AppContext(settings, store, dispatcher, authenticator, policies, SearchService(dispatcher))
+    hub = EventHub(dispatcher.thing_enforcer)
+    dispatcher.subscribe(hub.publish)
+    messages = MessageRouter(dispatcher.visible_thing_enforcer)
+    search = SearchService(dispatcher)
+    return AppContext(
+        settings, store, dispatcher, authenticator, policies, search, hub, messages, AckRouter()
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -67,12 +77,14 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.open()
+        ctx.hub.start()
         ctx.ready = True
         log.info("ditto-compat ready on %s storage", settings.storage_name)
         try:
             yield
         finally:
             ctx.ready = False
+            await ctx.hub.stop()
             await ctx.store.close()
 
     routes = [
@@ -85,6 +97,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         Route("/api/2/search/things/count", count_things, methods=["GET", "POST"]),
         Route("/api/2/policies", policies_endpoint, methods=ALL_METHODS),
         Route("/api/2/policies/{rest:path}", policies_endpoint, methods=ALL_METHODS),
+        WebSocketRoute("/ws/2", ws_endpoint),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_found})
     app.state.ctx = ctx

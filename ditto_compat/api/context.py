@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.persistence.ports import Store
+from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.dispatcher import Dispatcher
+from ditto_compat.service.hub import EventHub
+from ditto_compat.service.messages import MessageRouter
 from ditto_compat.service.policies import PolicyService
 from ditto_compat.service.search import SearchService
 from ditto_compat.settings import Settings
@@ -20,4 +23,7 @@ class AppContext:
     authenticator: Authenticator
     policies: PolicyService
     search: SearchService
+    hub: EventHub
+    messages: MessageRouter
+    acks: AckRouter
     ready: bool = False

@@ -17,7 +17,14 @@ async def health(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
     storage = await ctx.store.health()
     up = ctx.ready and storage.get("status") == "UP"
-    body = {"status": "UP" if up else "DOWN", "components": {"storage": storage}}
+    hub = ctx.hub
+    events = {
+        "status": "UP",
+        "subscribers": hub.subscribers,
+        "delivered": hub.delivered,
+        "dropped": hub.dropped,  # events subscribers could not take; each such subscriber was told and closed
+    }
+    body = {"status": "UP" if up else "DOWN", "components": {"storage": storage, "events": events}}
     return json_response(200 if up else 503, body)
 
 

@@ -11,10 +11,12 @@ import base64
 import binascii
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ditto_compat.api.context import AppContext
+from ditto_compat.api.history import historical_point, history_service
 from ditto_compat.api.http import (
     command_headers,
     correlation_id_of,
@@ -28,6 +30,9 @@ from ditto_compat.api.http import (
     request_uri,
     within_timeout,
 )
+from ditto_compat.api.live import LIVE, channel_of, live_command
+from ditto_compat.api.messages import message_target, send_message
+from ditto_compat.api.sse import message_stream, thing_stream, wants_event_stream
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.things import Outcome, ThingCommand
 from ditto_compat.errors import (
@@ -47,6 +52,15 @@ from ditto_compat.model.pointer import MISSING, Pointer, parse_pointer
 from ditto_compat.rql.ast import Query
 from ditto_compat.rql.fields import validate_query
 from ditto_compat.rql.parser import parse_rql
+from ditto_compat.service.acks import (
+    BUILT_IN,
+    SEARCH_PERSISTED,
+    TWIN_PERSISTED,
+    Ack,
+    aggregate,
+    parse_requested_acks,
+    timed_out,
+)
 
 PREFIX = "/api/2/things"
 MERGE_PATCH = "application/merge-patch+json"
@@ -78,12 +92,21 @@ async def things_endpoint(request: Request) -> Response:
     correlation_id = correlation_id_of(request)
     auth = ctx.authenticator.authenticate(request.headers, request.query_params)
     thing_id, pointer = _split_path(request)
+    if wants_event_stream(request):
+        if thing_id is not None and _is_message_path(pointer):
+            return message_stream(ctx, auth, thing_id, pointer)
+        return await thing_stream(request, ctx, auth, thing_id, pointer)
     if thing_id is None:
         if request.method == "GET":
             return await _list_things(request, ctx, auth, correlation_id)
         if request.method == "POST":
             return await _post_thing(request, ctx, auth, correlation_id)
         raise MethodNotAllowed(f"The method '{request.method}' is not allowed on '/things'.")
+    target = message_target(pointer)
+    if target is not None:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"The method '{request.method}' is not allowed on Messages.")
+        return await send_message(request, ctx, auth, check_thing_id(thing_id), target, correlation_id)
     action = _METHOD_ACTIONS.get(request.method)
     if action is None:
         raise MethodNotAllowed(f"The method '{request.method}' is not allowed on this resource.")
@@ -102,8 +125,61 @@ async def things_endpoint(request: Request) -> Response:
     condition = parse_condition(condition_text) if condition_text else None
     cmd = ThingCommand(action, thing_id, pointer, value, headers, fields_param(request), condition)
     cmd.resource  # noqa: B018  (validates the path: unknown resources answer 404 before any I/O)
-    outcome = await _dispatch(ctx, cmd, auth)
+    if channel_of(request) == LIVE:
+        answered = await live_command(request, ctx, auth, cmd)
+        if answered is not None:
+            return answered
+    point = historical_point(request) if action == "retrieve" else None
+    if point is not None:
+        history = history_service(ctx).thing_at(cmd, auth, point)
+        outcome = await within_timeout(history, headers.timeout_s, cmd.type)
+    else:
+        requested = parse_requested_acks(header_or_param(request, "requested-acks"))
+        if action != "retrieve" and requested and (len(requested) > 1 or requested[0] not in BUILT_IN):
+            return await _with_acks(ctx, cmd, auth, requested)
+        outcome = await _dispatch(ctx, cmd, auth)
     return render_outcome(outcome, headers, correlation_id, request_uri(request))
+
+
+async def _with_acks(
+    ctx: AppContext, cmd: ThingCommand, auth: AuthContext, requested: tuple[str, ...]
+) -> Response:
+    """A change that requested acknowledgements besides ``twin-persisted``: answered once all were issued or
+    the timeout passed, with Ditto's aggregation (:mod:`ditto_compat.service.acks`)."""
+    correlation_id = cmd.headers.correlation_id
+    timeout_s = cmd.headers.timeout_s
+    custom = [label for label in requested if label not in BUILT_IN]
+    waiter = ctx.acks.expect(correlation_id, custom)
+    try:
+        event_headers = {"requested-acks": orjson.dumps(list(requested)).decode()}
+        outcome = await within_timeout(
+            ctx.dispatcher.handle(cmd, auth, event_headers=event_headers), timeout_s, cmd.type
+        )
+        if not cmd.headers.response_required:
+            return Response(status_code=202, headers={"correlation-id": correlation_id})
+        issued = await waiter.wait(timeout_s)
+    finally:
+        ctx.acks.forget(correlation_id)
+    acks: dict[str, Ack] = {}
+    for label in requested:
+        if label in (TWIN_PERSISTED, SEARCH_PERSISTED):
+            acks[label] = Ack(label, outcome.status, {"correlation-id": correlation_id}, outcome.value)
+        else:
+            acks[label] = issued.get(label) or timed_out(label, timeout_s)
+    headers = {"correlation-id": correlation_id}
+    if len(acks) == 1:
+        (ack,) = acks.values()
+        if ack.payload is MISSING:
+            return Response(status_code=ack.status, headers=headers)
+        return json_response(ack.status, ack.payload, headers)
+    status, body = aggregate(acks)
+    return json_response(status, body, headers)
+
+
+def _is_message_path(pointer: Pointer) -> bool:
+    """``[features/<f>/](inbox|outbox)/messages[/...]``: an SSE stream of messages rather than of changes."""
+    rest = pointer[2:] if len(pointer) >= 2 and pointer[0] == "features" else pointer
+    return len(rest) >= 2 and rest[0] in ("inbox", "outbox") and rest[1] == "messages"
 
 
 async def _dispatch(ctx: AppContext, cmd: ThingCommand, auth: AuthContext) -> Outcome:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ditto_compat.domain.entity import EntityState
 from ditto_compat.model.merge import merge_patch
 from ditto_compat.model.pointer import (
     MISSING,
@@ -80,3 +81,23 @@ def apply_event(doc: dict[str, Any] | None, event: ThingEvent) -> dict[str, Any]
             return delete_at(base, path) if get_at(base, path) is not MISSING else base
         return set_at(base, path, merged)
     return set_at(base, path, event.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ThingChange:
+    """A committed event with what subscribers need to route it: the Thing after the change (``state.doc`` is
+    None after a deletion), the Thing before it (for the policy of a deleted Thing), and the headers of the
+    command that caused it (its ``correlation-id`` ties the event to the command's response)."""
+
+    event: ThingEvent
+    state: EntityState
+    previous: EntityState | None
+    headers: dict[str, str]
+    channel: str = "twin"  # "live": an event a device announced, not a change of the twin
+
+    @property
+    def thing(self) -> dict[str, Any] | None:
+        """The Thing JSON whose policy governs who sees the event: the new one, or the last one if deleted."""
+        if self.state.doc is not None:
+            return self.state.doc
+        return self.previous.doc if self.previous is not None else None

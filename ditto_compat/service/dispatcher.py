@@ -13,7 +13,7 @@ Every adapter authenticates into an :class:`AuthContext`, parses a :class:`Thing
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from ditto_compat.domain import things as strategies
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.enforcer import READ, WRITE, Enforcer
 from ditto_compat.domain.entity import EntityState
-from ditto_compat.domain.events import ThingEvent
+from ditto_compat.domain.events import ThingChange
 from ditto_compat.domain.policies import default_policy, inline_policy, policy_event
 from ditto_compat.domain.policy_resolution import check_policy_lockout, resolve_entries
 from ditto_compat.domain.resources import Kind, thing_not_found
@@ -52,7 +52,7 @@ from ditto_compat.service.locks import MAX_CAS_ATTEMPTS, KeyedLocks
 
 log = logging.getLogger(__name__)
 
-EventListener = Callable[[ThingEvent], None]
+EventListener = Callable[[ThingChange], None]
 # Listing Things scans the store page by page and keeps what the caller may read; this bounds the scan.
 MAX_LIST_SCAN_PAGES = 50
 
@@ -75,17 +75,17 @@ class Dispatcher:
     def subscribe(self, listener: EventListener) -> None:
         self._listeners.append(listener)
 
-    async def handle(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
+    async def handle(
+        self, cmd: ThingCommand, auth: AuthContext, *, event_headers: Mapping[str, str] | None = None
+    ) -> Outcome:
+        """``event_headers``: added to the headers of the command's event (e.g. ``requested-acks``)."""
         if cmd.action == "retrieve":
             return await self._retrieve(cmd, auth)
 
         async def modify() -> Outcome:
-            return await self._modify(cmd, auth)
+            return await self._modify(cmd, auth, event_headers or {})
 
-        outcome = await self._locks.run(cmd.thing_id, modify)
-        if outcome.event is not None:
-            self._publish(outcome.event)
-        return outcome
+        return await self._locks.run(cmd.thing_id, modify)
 
     # ------------------------------------------------------------------------------------------ queries
     async def _retrieve(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
@@ -95,6 +95,13 @@ class Dispatcher:
         enforcer = await self.thing_enforcer(state)
         if enforcer is None:  # the Thing's policy was deleted: nobody may see the Thing
             raise thing_not_found(cmd.thing_id)
+        return self.retrieve_from(cmd, auth, state, enforcer)
+
+    def retrieve_from(
+        self, cmd: ThingCommand, auth: AuthContext, state: EntityState, enforcer: Enforcer
+    ) -> Outcome:
+        """Answer a retrieve from ``state`` (the current one, or a historical one: service/history.py) as
+        ``enforcer`` lets the caller see it."""
         guard.authorize_retrieve(enforcer, auth.subjects, cmd)
         outcome = strategies.retrieve(cmd, state)
         self._check_condition(cmd, auth, state, enforcer)
@@ -151,6 +158,16 @@ class Dispatcher:
             enforcer, auth.subjects, state.entity_id, strategies.thing_view(state, fields)
         )
 
+    async def visible_thing_enforcer(self, thing_id: str) -> Enforcer:
+        """The enforcer of a stored Thing (for messages and live signals); 404 when there is none."""
+        state = await self.store.get("things", thing_id)
+        if state is None or state.doc is None:
+            raise thing_not_found(thing_id)
+        enforcer = await self.thing_enforcer(state)
+        if enforcer is None:
+            raise thing_not_found(thing_id)
+        return enforcer
+
     async def thing_enforcer(self, state: EntityState) -> Enforcer | None:
         policy_id = state.doc.get("policyId") if state.doc else None
         if not isinstance(policy_id, str):
@@ -158,7 +175,9 @@ class Dispatcher:
         return await self.enforcers.enforcer(policy_id, namespace_of(state.entity_id))
 
     # ------------------------------------------------------------------------------------------ modifications
-    async def _modify(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
+    async def _modify(
+        self, cmd: ThingCommand, auth: AuthContext, event_headers: Mapping[str, str]
+    ) -> Outcome:
         for _attempt in range(MAX_CAS_ATTEMPTS):
             state = await self.store.get("things", cmd.thing_id)
             outcome, writes = await self._decide(cmd, auth, state)
@@ -169,6 +188,17 @@ class Dispatcher:
             except RevisionConflict:
                 log.debug("revision conflict on %s, retrying", cmd.thing_id)
                 continue
+            if outcome.event is not None:
+                # still under the Thing's lock: subscribers see each Thing's events in revision order
+                new_state = next(w.state for w in writes if w.collection == "things")
+                self._publish(
+                    ThingChange(
+                        outcome.event,
+                        new_state,
+                        state,
+                        {**event_headers, "correlation-id": cmd.headers.correlation_id},
+                    )
+                )
             return outcome
         raise ThingUnavailable(
             f"The Thing with ID '{cmd.thing_id}' is changed concurrently too often, please try again later."
@@ -393,9 +423,9 @@ class Dispatcher:
             raise thing_not_found(ref_thing)
         return str(referenced.doc.get("policyId", ""))
 
-    def _publish(self, event: ThingEvent) -> None:
+    def _publish(self, change: ThingChange) -> None:
         for listener in self._listeners:
             try:
-                listener(event)
+                listener(change)
             except Exception:  # a broken subscriber must never fail the write that was already persisted
                 log.exception("event listener failed")

@@ -49,3 +49,11 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 def live_server(server_factory: ServerFactory) -> LiveServer:
     """One healthy server on a fresh SQLite data directory under ``tmp_path``."""
     return server_factory()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory, tmp_path: Path) -> LiveServer:
+    """A server with two users, alice and bob (passwords alice-pw, bob-pw)."""
+    users = tmp_path / "users.htpasswd"
+    users.write_text("alice:{PLAIN}alice-pw\nbob:{PLAIN}bob-pw\n")
+    return server_factory(args=["--htpasswd", str(users)])

@@ -1,0 +1,502 @@
+"""``/ws/2``: the Ditto Protocol over WebSocket (``httpapi-protocol-bindings-websocket``, inventory §5).
+
+A session authenticates on the upgrade, exactly as HTTP does (Basic, or a pre-authenticated subject behind a
+proxy); an unauthenticated upgrade is refused with 401. Text frames are either control messages
+(``START-SEND-EVENTS?namespaces=..&filter=..&extraFields=..`` and the other ``START-``/``STOP-SEND-*``,
+answered with exactly ``<TYPE>:ACK``) or Ditto Protocol JSON messages: thing and policy commands go through
+the same dispatcher and policy checks as HTTP, and their responses and errors come back as protocol messages.
+
+Ordering. Commands run concurrently (a slow one does not hold up the socket), and one writer task sends
+every frame. An event that carries the correlation-id of a command whose response is not sent yet is held
+back until that response has gone out, so a client always sees a command's response before its event.
+
+Back-pressure. Events reach the session through a bounded :class:`~ditto_compat.service.hub.Subscription`
+per stream; the writer's own queue is bounded too, so a client that does not read fills its subscription,
+which the hub then closes and counts. The session tells the client with an error frame and closes the socket
+(code 1013, "try again later"): events are never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ditto_compat.api.context import AppContext
+from ditto_compat.api.http import error_response, within_timeout
+from ditto_compat.api.messages import message_target
+from ditto_compat.domain.auth import AuthContext
+from ditto_compat.domain.enforcer import WRITE
+from ditto_compat.domain.events import ACTIONS, ThingChange, ThingEvent
+from ditto_compat.domain.policy_commands import PolicyCommand
+from ditto_compat.domain.resources import resource_of, thing_not_found
+from ditto_compat.domain.thing_enforcement import thing_resource
+from ditto_compat.domain.things import ThingCommand
+from ditto_compat.errors import DittoError
+from ditto_compat.model.fields import parse_fields
+from ditto_compat.model.headers import new_correlation_id, parse_timeout
+from ditto_compat.model.pointer import MISSING, parse_pointer
+from ditto_compat.protocol.envelope import Envelope, Topic, parse_envelope, salvage
+from ditto_compat.protocol.policies import policy_command, policy_response
+from ditto_compat.protocol.things import (
+    RetrieveThings,
+    error_envelope,
+    retrieve_things_response,
+    thing_command,
+    thing_event,
+    thing_response,
+)
+from ditto_compat.rql.evaluator import compile_query
+from ditto_compat.rql.fields import validate_query
+from ditto_compat.rql.parser import parse_rql
+from ditto_compat.service.acks import Ack
+from ditto_compat.service.dispatcher import utc_now
+from ditto_compat.service.hub import Delivery, Subscription
+from ditto_compat.service.messages import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    MessageReply,
+    MessageSubjectInvalid,
+    ThingMessage,
+)
+
+log = logging.getLogger(__name__)
+
+OUTBOUND_FRAMES = 256  # frames waiting for the socket; beyond that, event streams back up into their queues
+MAX_COMMANDS_IN_FLIGHT = 100
+CLOSE_OVERFLOW = 1013  # "try again later": the client could not keep up with its events
+
+STREAMS = ("EVENTS", "MESSAGES", "LIVE-COMMANDS", "LIVE-EVENTS", "POLICY-ANNOUNCEMENTS")
+
+
+class EventsOverflowed(DittoError):
+    status = 503
+    error_code = "gateway:websocket.events.overflowed"
+    default_message = "The WebSocket client did not receive its events fast enough; events were dropped."
+    default_description = (
+        "Consume events faster or subscribe to fewer (namespaces, filter), then reconnect. "
+        "The number of dropped events is in the 'dropped-events' header."
+    )
+
+
+class ProtocolMessageUnsupported(DittoError):
+    status = 400
+    error_code = "things:protocol.message.unsupported"
+    default_message = "The Ditto Protocol message is not supported on this endpoint."
+
+
+class StreamingTypeInvalid(DittoError):
+    status = 400
+    error_code = "gateway:streaming.type.invalid"
+    default_message = "The control message is unknown."
+    default_description = "Use START-SEND-EVENTS, START-SEND-MESSAGES, START-SEND-LIVE-COMMANDS, " + (
+        "START-SEND-LIVE-EVENTS, START-SEND-POLICY-ANNOUNCEMENTS or their STOP-SEND-* counterparts."
+    )
+
+
+def _ctx(websocket: WebSocket) -> AppContext:
+    ctx: AppContext = websocket.app.state.ctx
+    return ctx
+
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    ctx = _ctx(websocket)
+    try:
+        auth = ctx.authenticator.authenticate(websocket.headers, websocket.query_params)
+    except DittoError as error:
+        await _refuse(websocket, error)
+        return
+    session = WsSession(websocket, ctx, auth)
+    declared = websocket.query_params.get("declared-acks")
+    try:
+        if declared:
+            ctx.acks.declare((label.strip() for label in declared.split(",") if label.strip()), session)
+    except DittoError as error:
+        await _refuse(websocket, error)
+        return
+    await websocket.accept()
+    try:
+        await session.run()
+    finally:
+        ctx.acks.release(session)
+
+
+async def _refuse(websocket: WebSocket, error: DittoError) -> None:
+    """Answer the upgrade with the HTTP error (uvicorn supports the denial response extension); a server that
+    does not gets a close before accept, which it turns into 403."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(error, None))
+    else:
+        await websocket.close(code=1008)
+
+
+@dataclass(eq=False)
+class _Stream:
+    subscription: Subscription
+    pump: asyncio.Task[None]
+
+
+@dataclass(eq=False)
+class WsSession:
+    websocket: WebSocket
+    ctx: AppContext
+    auth: AuthContext
+    _outbound: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOUND_FRAMES))
+    _streams: dict[str, _Stream] = field(default_factory=dict)
+    # correlation-id -> event frames held back until the command's response is sent
+    _awaiting_response: dict[str, list[str]] = field(default_factory=dict)
+    _commands: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_COMMANDS_IN_FLIGHT))
+    _closing: bool = False
+    namespaces: frozenset[str] | None = None  # of the messages this session receives
+    live_namespaces: frozenset[str] | None = None  # of the live commands it receives
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return self.auth.subjects
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write_frames())
+        try:
+            while not self._closing:
+                try:
+                    text = await self.websocket.receive_text()
+                except (WebSocketDisconnect, RuntimeError, KeyError):
+                    # KeyError: a binary frame (Ditto speaks text only); RuntimeError: socket already closed
+                    break
+                await self._on_frame(text)
+        finally:
+            self._closing = True
+            self.ctx.messages.remove(self)
+            self.ctx.messages.remove_live(self)
+            for stream in self._streams.values():
+                self._stop_stream(stream)
+            self._streams.clear()
+            for task in list(self._commands):
+                task.cancel()
+            with contextlib.suppress(asyncio.QueueFull):
+                self._outbound.put_nowait(None)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    # ------------------------------------------------------------------------------------------ frames in
+    async def _on_frame(self, text: str) -> None:
+        stripped = text.strip()
+        if stripped.startswith(("START-SEND-", "STOP-SEND-")):
+            await self._on_control(stripped)
+            return
+        if stripped.startswith("JWT-TOKEN"):
+            return  # no JWT support: Basic and pre-authenticated subjects are fixed for the session
+        await self._slots.acquire()
+        task = asyncio.create_task(self._on_protocol_message(text))
+        self._commands.add(task)
+        task.add_done_callback(self._command_done)
+
+    def _command_done(self, task: asyncio.Task[None]) -> None:
+        self._commands.discard(task)
+        self._slots.release()
+
+    async def _on_protocol_message(self, text: str) -> None:
+        envelope: Envelope | None = None
+        headers: dict[str, Any] = {}
+        held: list[str] = []  # events of this command that arrived before its response (or its error)
+        try:
+            envelope = parse_envelope(text)
+            headers = _echo_headers(envelope.headers)
+            correlation_id = headers.get("correlation-id")
+            if correlation_id:
+                self._awaiting_response.setdefault(correlation_id, [])
+            try:
+                response = await self._handle(envelope, headers)
+            finally:
+                held = self._awaiting_response.pop(correlation_id, []) if correlation_id else []
+            if response is not None:
+                await self._send(orjson.dumps(response.to_json()).decode())
+        except DittoError as error:
+            if envelope is None:
+                topic, salvaged = salvage(text)
+                headers = _echo_headers(salvaged)
+            else:
+                topic = envelope.topic
+            await self._send_error(error, topic, headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("WebSocket protocol message failed")
+            topic = envelope.topic if envelope is not None else None
+            await self._send_error(DittoError(), topic, headers)
+        for frame in held:
+            await self._send(frame)
+
+    async def _handle(self, envelope: Envelope, headers: dict[str, Any]) -> Envelope | None:
+        topic = envelope.topic
+        if topic.group == "things" and topic.channel == "twin" and topic.criterion == "commands":
+            parsed = thing_command(envelope)
+            if isinstance(parsed, RetrieveThings):
+                return await self._retrieve_things(envelope, parsed, headers)
+            return await self._thing_command(parsed, headers)
+        if topic.group == "things" and topic.criterion == "acks" and topic.action:
+            ack = Ack(topic.action, envelope.status or 200, dict(envelope.headers), envelope.value)
+            self.ctx.acks.issue(envelope.correlation_id or "", ack)
+            return None
+        if topic.group == "things" and topic.channel == "live" and topic.criterion == "commands":
+            if envelope.status is None:
+                raise ProtocolMessageUnsupported(
+                    "Live commands are accepted over HTTP; over the WebSocket only their responses.",
+                    "Send the live command with the header 'channel: live' to the HTTP API.",
+                )
+            answer = MessageReply(envelope.status, dict(envelope.headers), envelope.value)
+            self.ctx.messages.reply(envelope.correlation_id or "", answer)
+            return None
+        if topic.group == "things" and topic.channel == "live" and topic.criterion == "events":
+            await self._live_event(envelope)
+            return None
+        if topic.group == "things" and topic.channel == "live" and topic.criterion == "messages":
+            return await self._message(envelope, headers)
+        if topic.group == "policies" and topic.criterion == "commands":
+            return await self._policy_command(policy_command(envelope), headers)
+        raise ProtocolMessageUnsupported(
+            f"The Ditto Protocol message with topic '{topic}' is not supported.",
+            "Send twin Thing commands or Policy commands.",
+        )
+
+    async def _thing_command(self, cmd: ThingCommand, headers: dict[str, Any]) -> Envelope | None:
+        cmd.resource  # noqa: B018  (validates the path before any I/O)
+        outcome = await within_timeout(
+            self.ctx.dispatcher.handle(cmd, self.auth), cmd.headers.timeout_s, cmd.type
+        )
+        if not cmd.headers.response_required:
+            return None
+        return thing_response(cmd, outcome, headers)
+
+    async def _retrieve_things(
+        self, envelope: Envelope, cmd: RetrieveThings, headers: dict[str, Any]
+    ) -> Envelope:
+        views = await self.ctx.dispatcher.retrieve_many(list(cmd.thing_ids), self.auth, cmd.fields)
+        return retrieve_things_response(cmd, views, headers)
+
+    async def _message(self, envelope: Envelope, headers: dict[str, Any]) -> Envelope | None:
+        """A reply (with ``status``) to a message this session received, or a message the client sends."""
+        all_headers = {str(k).lower(): str(v) for k, v in envelope.headers.items()}
+        if envelope.status is not None:
+            answer = MessageReply(envelope.status, all_headers, envelope.value)
+            self.ctx.messages.reply(all_headers.get("correlation-id", ""), answer)
+            return None
+        topic = envelope.topic
+        thing_id = f"{topic.namespace}:{topic.name}"
+        target = message_target(parse_pointer(envelope.path))
+        if target is None:
+            raise MessageSubjectInvalid(f"The path '{envelope.path}' does not address a Message.")
+        feature_id, direction, subject = target
+        timeout_s = (
+            parse_timeout(all_headers["timeout"], maximum=MAX_TIMEOUT_S)
+            if "timeout" in all_headers
+            else DEFAULT_TIMEOUT_S
+        )
+        if all_headers.get("response-required", "true").lower() == "false":
+            timeout_s = 0
+        all_headers.setdefault("correlation-id", headers.get("correlation-id") or new_correlation_id())
+        message = ThingMessage(thing_id, direction, subject, feature_id, all_headers, envelope.value)
+        reply = await self.ctx.messages.send(message, self.auth.subjects, timeout_s)
+        if reply is None:
+            return None
+        reply_headers = {**reply.headers, "correlation-id": message.correlation_id}
+        return Envelope(topic, reply_headers, envelope.path, reply.payload, status=reply.status)
+
+    async def _live_event(self, envelope: Envelope) -> None:
+        """A device announces an event on the live channel: it needs WRITE where the event happened, and goes
+        to the ``START-SEND-LIVE-EVENTS`` subscribers who may READ it (the twin is not changed)."""
+        topic = envelope.topic
+        thing_id = topic.entity_id
+        action = topic.action or "modified"
+        if action not in ACTIONS:
+            raise ProtocolMessageUnsupported(f"The live event action '{action}' is unknown.")
+        path = parse_pointer(envelope.path)
+        resource = resource_of(path)
+        enforcer = await self.ctx.dispatcher.visible_thing_enforcer(thing_id)
+        if not enforcer.has_unrestricted(self.auth.subjects, thing_resource(path), (WRITE,)):
+            raise resource.not_modifiable(thing_id)
+        twin = await self.ctx.store.get("things", thing_id)
+        if twin is None or twin.doc is None:
+            raise thing_not_found(thing_id)
+        revision = envelope.revision if envelope.revision is not None else twin.revision
+        event = ThingEvent(
+            resource.event_type(action.capitalize()),
+            thing_id,
+            action,
+            path,
+            envelope.value,
+            revision,
+            envelope.timestamp or utc_now(),
+        )
+        headers = {str(k).lower(): str(v) for k, v in envelope.headers.items()}
+        self.ctx.hub.publish(ThingChange(event, twin, None, headers, channel="live"))
+
+    def offer_live_command(self, frame: dict[str, Any]) -> bool:
+        """A live command for this session's client (it sent ``START-SEND-LIVE-COMMANDS``)."""
+        try:
+            self._outbound.put_nowait(orjson.dumps(frame).decode())
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def offer_message(self, message: ThingMessage) -> bool:
+        """A message for this session's client (it sent ``START-SEND-MESSAGES``)."""
+        namespace, _, name = message.thing_id.partition(":")
+        topic = Topic(namespace, name, "things", "live", "messages", message.subject)
+        frame = Envelope(topic, dict(message.headers), message.path, message.payload)
+        try:
+            self._outbound.put_nowait(orjson.dumps(frame.to_json()).decode())
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def _policy_command(self, cmd: PolicyCommand, headers: dict[str, Any]) -> Envelope | None:
+        outcome = await within_timeout(
+            self.ctx.policies.handle(cmd, self.auth), cmd.headers.timeout_s, cmd.type
+        )
+        if not cmd.headers.response_required:
+            return None
+        return policy_response(cmd, outcome, headers)
+
+    # ------------------------------------------------------------------------------------------ control
+    async def _on_control(self, text: str) -> None:
+        name, _, query = text.partition("?")
+        start = name.startswith("START-SEND-")
+        kind = name.removeprefix("START-SEND-" if start else "STOP-SEND-")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if kind not in STREAMS:
+            await self._send_error(
+                StreamingTypeInvalid(f"The control message '{name}' is unknown."), None, {}
+            )
+            return
+        if kind in self._streams:
+            self._stop_stream(self._streams.pop(kind))
+        if kind == "LIVE-COMMANDS":
+            self.ctx.messages.remove_live(self)
+            if start:
+                self.live_namespaces = _namespaces(params)
+                self.ctx.messages.add_live(self)
+        if kind == "MESSAGES":
+            self.ctx.messages.remove(self)
+            if start:
+                self.namespaces = _namespaces(params)
+                self.ctx.messages.add(self)
+        if start and kind in ("EVENTS", "LIVE-EVENTS"):
+            try:
+                subscription = _subscription(self.auth, params, "live" if kind == "LIVE-EVENTS" else "twin")
+            except DittoError as error:
+                await self._send_error(error, None, _correlation(params))
+                return
+            self.ctx.hub.add(subscription)
+            pump = asyncio.create_task(self._pump_events(subscription))
+            self._streams[kind] = _Stream(subscription, pump)
+        # Live commands and live events are acknowledged but not routed yet; policy announcements are only sent
+        # for expiring subjects, which are not supported.
+        await self._send(f"{name}:ACK")
+
+    def _stop_stream(self, stream: _Stream) -> None:
+        self.ctx.hub.remove(stream.subscription)
+        stream.pump.cancel()
+
+    async def _pump_events(self, subscription: Subscription) -> None:
+        while True:
+            delivery = await subscription.next()
+            if delivery is None:
+                if subscription.overflowed:
+                    await self._overflowed(subscription)
+                return
+            frame = delivery.rendered.get("ws")
+            if frame is None:  # shared by the sessions that see this event alike: rendered once
+                frame = delivery.rendered["ws"] = orjson.dumps(_event_envelope(delivery).to_json()).decode()
+            correlation_id = delivery.change.headers.get("correlation-id")
+            held = self._awaiting_response.get(correlation_id) if correlation_id else None
+            if held is not None:
+                held.append(frame)
+            else:
+                await self._send(frame)
+
+    async def _overflowed(self, subscription: Subscription) -> None:
+        error = EventsOverflowed(headers={"dropped-events": str(subscription.dropped)})
+        await self._send_error(error, None, {"dropped-events": str(subscription.dropped)})
+        self._closing = True
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=CLOSE_OVERFLOW, reason="events overflowed")
+
+    # ------------------------------------------------------------------------------------------ frames out
+    async def _send(self, frame: str) -> None:
+        await self._outbound.put(frame)
+
+    async def _send_error(self, error: DittoError, topic: Topic | None, headers: dict[str, Any]) -> None:
+        envelope = error_envelope(error, topic, headers)
+        await self._send(orjson.dumps(envelope.to_json()).decode())
+
+    async def _write_frames(self) -> None:
+        while True:
+            frame = await self._outbound.get()
+            if frame is None:
+                return
+            try:
+                await self.websocket.send_text(frame)
+            except Exception:  # the client went away: the reader loop ends the session
+                self._closing = True
+                return
+
+
+def _echo_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers a response carries back: the correlation-id (generated when the client sent none)."""
+    out: dict[str, Any] = {}
+    correlation_id = headers.get("correlation-id")
+    if correlation_id is not None:
+        out["correlation-id"] = str(correlation_id)
+    return out
+
+
+def _namespaces(params: Mapping[str, str]) -> frozenset[str] | None:
+    text = params.get("namespaces")
+    return frozenset(n.strip() for n in text.split(",") if n.strip()) if text else None
+
+
+def _correlation(params: Mapping[str, str]) -> dict[str, Any]:
+    cid = params.get("correlation-id")
+    return {"correlation-id": cid} if cid else {}
+
+
+def _subscription(auth: AuthContext, params: Mapping[str, str], channel: str) -> Subscription:
+    """``namespaces``, ``filter`` and ``extraFields`` of a ``START-SEND-EVENTS`` / ``-LIVE-EVENTS``."""
+    namespaces = _namespaces(params)
+    filter_text = params.get("filter")
+    matches = None
+    if filter_text:
+        query = parse_rql(filter_text)
+        validate_query(query)
+        matches = compile_query(query)
+    extra_text = params.get("extraFields")
+    extra_fields = parse_fields(extra_text) if extra_text else None
+    return Subscription(
+        auth.subjects,
+        namespaces=namespaces,
+        matches=matches,
+        filter_text=filter_text or None,
+        extra_fields=extra_fields,
+        channel=channel,
+    )
+
+
+def _event_envelope(delivery: Delivery) -> Envelope:
+    event = delivery.change.event
+    headers: dict[str, Any] = dict(delivery.change.headers)
+    extra = delivery.extra if delivery.extra is not None else MISSING
+    return thing_event(_with_value(event, delivery.value), headers, delivery.change.channel, extra)
+
+
+def _with_value(event: ThingEvent, value: Any) -> ThingEvent:
+    return event if event.value is value else replace(event, value=value)

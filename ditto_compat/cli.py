@@ -29,6 +29,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ditto-compat", description="An Eclipse Ditto compatible twin server."
@@ -67,6 +74,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "journal entries kept per Thing/Policy for history (at-historical-*); 0 keeps all",
         _non_negative,
     )
+    opt(
+        "event-queue-size",
+        defaults.event_queue_size,
+        "events waiting per WebSocket or SSE subscriber; one that falls further behind is told and closed",
+        _positive,
+    )
     serve.add_argument(
         "--pre-authenticated",
         action="store_true",
@@ -90,6 +103,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         sqlite_synchronous=args.sqlite_synchronous.upper(),
         log_level=args.log_level,
         journal_retention=args.journal_retention,
+        event_queue_size=args.event_queue_size,
     )
 
 
@@ -97,20 +111,11 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from ditto_compat.api.app import create_app
-    from ditto_compat.persistence.factory import create_store
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    # built here rather than by create_app, which does not pass the journal retention on to the store
-    store = create_store(
-        data_dir=settings.data_dir,
-        mongo_uri=settings.mongo_uri,
-        mongo_database=settings.mongo_database,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        journal_retention=settings.journal_retention,
-    )
-    app = create_app(settings, store=store)
+    app = create_app(settings)
     uvicorn.run(
         app,
         host=settings.host,

@@ -21,6 +21,8 @@ class Settings:
     # journal entries kept per Thing/Policy for history (at-historical-*); 0 keeps all. The oldest kept entry
     # becomes a snapshot of the entity, so every kept revision stays retrievable (domain/history.py).
     journal_retention: int = 0
+    # events waiting per WebSocket/SSE subscriber before it counts as overflowed (service/hub.py)
+    event_queue_size: int = 1000
 
     @property
     def storage_name(self) -> str:

@@ -52,6 +52,7 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
             mongo_uri=settings.mongo_uri,
             mongo_database=settings.mongo_database,
             sqlite_synchronous=settings.sqlite_synchronous,
+            journal_retention=settings.journal_retention,
         )
     dispatcher = Dispatcher(store)
     # one enforcer cache for Things and Policies: a policy compiled for either serves both

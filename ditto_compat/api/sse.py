@@ -80,6 +80,7 @@ async def thing_stream(
         matches=matches,
         filter_text=params.get("filter") or None,
         extra_fields=extra_fields,
+        queue_size=ctx.settings.event_queue_size,
     )
     replay = _replay_range(request, thing_id) if thing_id is not None else None
     render = _Renderer(fields, pointer, with_id=thing_id is not None)

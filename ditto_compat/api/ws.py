@@ -392,7 +392,8 @@ class WsSession:
                 self.ctx.messages.add(self)
         if start and kind in ("EVENTS", "LIVE-EVENTS"):
             try:
-                subscription = _subscription(self.auth, params, "live" if kind == "LIVE-EVENTS" else "twin")
+                channel = "live" if kind == "LIVE-EVENTS" else "twin"
+                subscription = _subscription(self.auth, params, channel, self.ctx.settings.event_queue_size)
             except DittoError as error:
                 await self._send_error(error, None, _correlation(params))
                 return
@@ -470,7 +471,9 @@ def _correlation(params: Mapping[str, str]) -> dict[str, Any]:
     return {"correlation-id": cid} if cid else {}
 
 
-def _subscription(auth: AuthContext, params: Mapping[str, str], channel: str) -> Subscription:
+def _subscription(
+    auth: AuthContext, params: Mapping[str, str], channel: str, queue_size: int
+) -> Subscription:
     """``namespaces``, ``filter`` and ``extraFields`` of a ``START-SEND-EVENTS`` / ``-LIVE-EVENTS``."""
     namespaces = _namespaces(params)
     filter_text = params.get("filter")
@@ -488,6 +491,7 @@ def _subscription(auth: AuthContext, params: Mapping[str, str], channel: str) ->
         filter_text=filter_text or None,
         extra_fields=extra_fields,
         channel=channel,
+        queue_size=queue_size,
     )
 
 

@@ -138,6 +138,7 @@ def test_every_serve_option_has_an_environment_variable(tmp_path: Path) -> None:
         "DITTO_COMPAT_DEVOPS_PASSWORD": "s3cret",
         "DITTO_COMPAT_SQLITE_SYNCHRONOUS": "full",
         "DITTO_COMPAT_JOURNAL_RETENTION": "100",
+        "DITTO_COMPAT_EVENT_QUEUE_SIZE": "50",
     }
     settings = settings_from_args(build_parser(env).parse_args(["serve"]))
     assert settings == Settings(
@@ -151,6 +152,7 @@ def test_every_serve_option_has_an_environment_variable(tmp_path: Path) -> None:
         devops_password="s3cret",
         sqlite_synchronous="FULL",
         journal_retention=100,
+        event_queue_size=50,
     )
     # command-line options win over the environment
     settings = settings_from_args(build_parser(env).parse_args(["serve", "--port", "1234"]))

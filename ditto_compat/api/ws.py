@@ -137,6 +137,14 @@ async def _refuse(websocket: WebSocket, error: DittoError) -> None:
         await websocket.close(code=1008)
 
 
+@dataclass(frozen=True)
+class _CloseAfterFlush:
+    """Queued behind the last frames a session sends: the writer closes the socket once they are out."""
+
+    code: int
+    reason: str
+
+
 @dataclass(eq=False)
 class _Stream:
     subscription: Subscription
@@ -148,7 +156,9 @@ class WsSession:
     websocket: WebSocket
     ctx: AppContext
     auth: AuthContext
-    _outbound: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOUND_FRAMES))
+    _outbound: asyncio.Queue[str | _CloseAfterFlush | None] = field(
+        default_factory=lambda: asyncio.Queue(OUTBOUND_FRAMES)
+    )
     _streams: dict[str, _Stream] = field(default_factory=dict)
     # correlation-id -> event frames held back until the command's response is sent
     _awaiting_response: dict[str, list[str]] = field(default_factory=dict)
@@ -428,9 +438,8 @@ class WsSession:
     async def _overflowed(self, subscription: Subscription) -> None:
         error = EventsOverflowed(headers={"dropped-events": str(subscription.dropped)})
         await self._send_error(error, None, {"dropped-events": str(subscription.dropped)})
-        self._closing = True
-        with contextlib.suppress(Exception):
-            await self.websocket.close(code=CLOSE_OVERFLOW, reason="events overflowed")
+        # Closed by the writer, after the frames queued before it (the error among them) are sent.
+        await self._outbound.put(_CloseAfterFlush(CLOSE_OVERFLOW, "events overflowed"))
 
     # ------------------------------------------------------------------------------------------ frames out
     async def _send(self, frame: str) -> None:
@@ -446,6 +455,10 @@ class WsSession:
             if frame is None:
                 return
             try:
+                if isinstance(frame, _CloseAfterFlush):
+                    self._closing = True
+                    await self.websocket.close(code=frame.code, reason=frame.reason)
+                    return
                 await self.websocket.send_text(frame)
             except Exception:  # the client went away: the reader loop ends the session
                 self._closing = True

@@ -8,6 +8,9 @@ import pytest
 
 from tests import services
 
+# Broker fixtures (Mosquitto, RabbitMQ, Tansu, a local HTTP endpoint), one module per service.
+pytest_plugins = ["tests.brokers.mqtt", "tests.brokers.amqp", "tests.brokers.kafka", "tests.brokers.http"]
+
 
 @pytest.fixture(scope="session")
 def mongo_uri() -> Iterator[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -46,6 +47,7 @@ from ditto_compat.errors import (
 from ditto_compat.errors import (
     HeaderInvalid as OptionInvalid,
 )
+from ditto_compat.model.headers import DEFAULT_TIMEOUT_S, CommandHeaders
 from ditto_compat.model.ids import check_namespace, check_thing_id, generate_thing_id
 from ditto_compat.model.jsonio import loads
 from ditto_compat.model.pointer import MISSING, Pointer, parse_pointer
@@ -53,13 +55,11 @@ from ditto_compat.rql.ast import Query
 from ditto_compat.rql.fields import validate_query
 from ditto_compat.rql.parser import parse_rql
 from ditto_compat.service.acks import (
-    BUILT_IN,
-    SEARCH_PERSISTED,
-    TWIN_PERSISTED,
-    Ack,
+    AckRequest,
+    ack_request,
     aggregate,
     parse_requested_acks,
-    timed_out,
+    persisted_acks,
 )
 
 PREFIX = "/api/2/things"
@@ -129,44 +129,58 @@ async def things_endpoint(request: Request) -> Response:
         answered = await live_command(request, ctx, auth, cmd)
         if answered is not None:
             return answered
-    point = historical_point(request) if action == "retrieve" else None
+    if action != "retrieve":
+        return await _change(request, ctx, auth, cmd, request_uri(request))
+    point = historical_point(request)
     if point is not None:
         history = history_service(ctx).thing_at(cmd, auth, point)
         outcome = await within_timeout(history, headers.timeout_s, cmd.type)
     else:
-        requested = parse_requested_acks(header_or_param(request, "requested-acks"))
-        if action != "retrieve" and requested and (len(requested) > 1 or requested[0] not in BUILT_IN):
-            return await _with_acks(ctx, cmd, auth, requested)
         outcome = await _dispatch(ctx, cmd, auth)
     return render_outcome(outcome, headers, correlation_id, request_uri(request))
 
 
-async def _with_acks(
-    ctx: AppContext, cmd: ThingCommand, auth: AuthContext, requested: tuple[str, ...]
+async def _change(
+    request: Request, ctx: AppContext, auth: AuthContext, cmd: ThingCommand, location: str
 ) -> Response:
+    """A modifying command, answered as its requested acknowledgements say."""
+    acks = _ack_request(request, cmd.headers)
+    if not acks.only_implicit:
+        return await _with_acks(ctx, cmd, auth, acks)
+    if not acks.response_required and cmd.headers.response_required:  # a zero timeout wants no answer
+        cmd = replace(cmd, headers=replace(cmd.headers, response_required=False))
+    outcome = await _dispatch(ctx, cmd, auth)
+    return render_outcome(outcome, cmd.headers, cmd.headers.correlation_id, location)
+
+
+def _ack_request(request: Request, headers: CommandHeaders) -> AckRequest:
+    """What a change requests (``requested-acks``, ``response-required``, ``timeout``), with Ditto's defaults."""
+    explicit_response = header_or_param(request, "response-required") is not None
+    return ack_request(
+        parse_requested_acks(header_or_param(request, "requested-acks")),
+        channel="twin",
+        response_required=headers.response_required if explicit_response else None,
+        timeout_s=headers.timeout_s,
+    )
+
+
+async def _with_acks(ctx: AppContext, cmd: ThingCommand, auth: AuthContext, request: AckRequest) -> Response:
     """A change that requested acknowledgements besides ``twin-persisted``: answered once all were issued or
-    the timeout passed, with Ditto's aggregation (:mod:`ditto_compat.service.acks`)."""
+    the timeout passed, with Ditto's aggregation (:mod:`ditto_compat.service.acks`); ``response-required=false``
+    answers 202 after the acknowledgements."""
     correlation_id = cmd.headers.correlation_id
-    timeout_s = cmd.headers.timeout_s
-    custom = [label for label in requested if label not in BUILT_IN]
-    waiter = ctx.acks.expect(correlation_id, custom)
-    try:
-        event_headers = {"requested-acks": orjson.dumps(list(requested)).decode()}
+    with ctx.acks.pending(correlation_id, request) as pending:
+        event_headers = {"requested-acks": orjson.dumps(list(request.labels)).decode()}
         outcome = await within_timeout(
-            ctx.dispatcher.handle(cmd, auth, event_headers=event_headers), timeout_s, cmd.type
+            ctx.dispatcher.handle(cmd, auth, event_headers=event_headers), request.timeout_s, cmd.type
         )
-        if not cmd.headers.response_required:
-            return Response(status_code=202, headers={"correlation-id": correlation_id})
-        issued = await waiter.wait(timeout_s)
-    finally:
-        ctx.acks.forget(correlation_id)
-    acks: dict[str, Ack] = {}
-    for label in requested:
-        if label in (TWIN_PERSISTED, SEARCH_PERSISTED):
-            acks[label] = Ack(label, outcome.status, {"correlation-id": correlation_id}, outcome.value)
-        else:
-            acks[label] = issued.get(label) or timed_out(label, timeout_s)
+        ack_headers = {"correlation-id": correlation_id, **({"etag": outcome.etag} if outcome.etag else {})}
+        acks = await pending.collect(
+            persisted_acks(request.labels, outcome.status, ack_headers, outcome.value)
+        )
     headers = {"correlation-id": correlation_id}
+    if not request.response_required:
+        return Response(status_code=202, headers=headers)
     if len(acks) == 1:
         (ack,) = acks.values()
         if ack.payload is MISSING:
@@ -183,7 +197,9 @@ def _is_message_path(pointer: Pointer) -> bool:
 
 
 async def _dispatch(ctx: AppContext, cmd: ThingCommand, auth: AuthContext) -> Outcome:
-    return await within_timeout(ctx.dispatcher.handle(cmd, auth), cmd.headers.timeout_s, cmd.type)
+    # a zero timeout wants no answer, but the 202 still waits for the commit (persist before acknowledge)
+    timeout_s = cmd.headers.timeout_s or DEFAULT_TIMEOUT_S
+    return await within_timeout(ctx.dispatcher.handle(cmd, auth), timeout_s, cmd.type)
 
 
 async def _post_thing(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:
@@ -203,8 +219,7 @@ async def _post_thing(request: Request, ctx: AppContext, auth: AuthContext, corr
     thing_id = generate_thing_id(namespace)
     headers = command_headers(request, correlation_id)
     cmd = ThingCommand("create", thing_id, (), body, headers)
-    outcome = await _dispatch(ctx, cmd, auth)  # a creation: always 201
-    return render_outcome(outcome, headers, correlation_id, f"{request_uri(request).rstrip('/')}/{thing_id}")
+    return await _change(request, ctx, auth, cmd, f"{request_uri(request).rstrip('/')}/{thing_id}")
 
 
 async def _list_things(request: Request, ctx: AppContext, auth: AuthContext, correlation_id: str) -> Response:

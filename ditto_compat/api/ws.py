@@ -6,9 +6,20 @@ proxy); an unauthenticated upgrade is refused with 401. Text frames are either c
 answered with exactly ``<TYPE>:ACK``) or Ditto Protocol JSON messages: thing and policy commands go through
 the same dispatcher and policy checks as HTTP, and their responses and errors come back as protocol messages.
 
+Live signals. Messages and live commands a client sends go to the other sessions that asked for them
+(``START-SEND-MESSAGES`` / ``-LIVE-COMMANDS``) and may READ them, never back to the sender; the first reply with
+the same correlation-id is the sender's answer. Live events go to ``START-SEND-LIVE-EVENTS`` subscribers.
+
+Acknowledgements (``basic-acknowledgements``). A session declares the labels it issues on connect
+(``declared-acks``, query parameter or header) and issues them with ``<ns>/<name>/things/<channel>/acks/<label>``
+frames. A command, message or live command that requests more than its channel's own acknowledgement is
+answered with the aggregated ``<ns>/<name>/things/<channel>/acks`` frame.
+
 Ordering. Commands run concurrently (a slow one does not hold up the socket), and one writer task sends
 every frame. An event that carries the correlation-id of a command whose response is not sent yet is held
-back until that response has gone out, so a client always sees a command's response before its event.
+back until that response has gone out, so a client always sees a command's response before its event; only a
+command that waits for acknowledgements lets its events go once it is committed, since they may be what the
+acknowledgements answer.
 
 Back-pressure. Events reach the session through a bounded :class:`~ditto_compat.service.hub.Subscription`
 per stream; the writer's own queue is bounded too, so a client that does not read fills its subscription,
@@ -32,6 +43,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response, within_timeout
 from ditto_compat.api.messages import message_target
+from ditto_compat.domain import thing_enforcement as guard
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.enforcer import WRITE
 from ditto_compat.domain.events import ACTIONS, ThingChange, ThingEvent
@@ -39,11 +51,11 @@ from ditto_compat.domain.policy_commands import PolicyCommand
 from ditto_compat.domain.resources import resource_of, thing_not_found
 from ditto_compat.domain.thing_enforcement import thing_resource
 from ditto_compat.domain.things import ThingCommand
-from ditto_compat.errors import DittoError
-from ditto_compat.model.fields import parse_fields
-from ditto_compat.model.headers import new_correlation_id, parse_timeout
+from ditto_compat.errors import CommandTimeout, DittoError, HeaderInvalid
+from ditto_compat.model.headers import DEFAULT_TIMEOUT_S as DEFAULT_COMMAND_TIMEOUT_S
+from ditto_compat.model.headers import new_correlation_id, parse_bool, parse_timeout
 from ditto_compat.model.pointer import MISSING, parse_pointer
-from ditto_compat.protocol.envelope import Envelope, Topic, parse_envelope, salvage
+from ditto_compat.protocol.envelope import Envelope, Topic, header_text, parse_envelope, salvage
 from ditto_compat.protocol.policies import policy_command, policy_response
 from ditto_compat.protocol.things import (
     RetrieveThings,
@@ -52,18 +64,30 @@ from ditto_compat.protocol.things import (
     thing_command,
     thing_event,
     thing_response,
+    thing_topic,
 )
-from ditto_compat.rql.evaluator import compile_query
-from ditto_compat.rql.fields import validate_query
-from ditto_compat.rql.parser import parse_rql
-from ditto_compat.service.acks import Ack
+from ditto_compat.service.acks import (
+    LIVE_RESPONSE,
+    Ack,
+    AckRequest,
+    ack_request,
+    check_label,
+    combined_status,
+    parse_requested_acks,
+    persisted_acks,
+)
 from ditto_compat.service.dispatcher import utc_now
-from ditto_compat.service.hub import Delivery, Subscription
+from ditto_compat.service.hub import Delivery, Subscription, subscription_for
 from ditto_compat.service.messages import (
+    CLAIM_DEFAULT_TIMEOUT_S,
+    CLAIM_MAX_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
+    MAX_PAYLOAD_BYTES,
     MAX_TIMEOUT_S,
+    MessagePayloadTooLarge,
     MessageReply,
     MessageSubjectInvalid,
+    MessageTimeout,
     ThingMessage,
 )
 
@@ -114,10 +138,8 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, error)
         return
     session = WsSession(websocket, ctx, auth)
-    declared = websocket.query_params.get("declared-acks")
     try:
-        if declared:
-            ctx.acks.declare((label.strip() for label in declared.split(",") if label.strip()), session)
+        ctx.acks.declare(_declared_acks(websocket), session)
     except DittoError as error:
         await _refuse(websocket, error)
         return
@@ -126,6 +148,16 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         await session.run()
     finally:
         ctx.acks.release(session)
+
+
+def _declared_acks(websocket: WebSocket) -> tuple[str, ...]:
+    """``declared-acks`` as a query parameter (``/ws/2?declared-acks=a:b,c:d``) or, as Ditto's Java client sends
+    it, a header of the upgrade (a JSON array or a comma-separated list)."""
+    labels: list[str] = []
+    for text in (websocket.query_params.get("declared-acks"), websocket.headers.get("declared-acks")):
+        if text:
+            labels.extend(parse_requested_acks(text) or ())
+    return tuple(dict.fromkeys(labels))
 
 
 async def _refuse(websocket: WebSocket, error: DittoError) -> None:
@@ -252,20 +284,17 @@ class WsSession:
             parsed = thing_command(envelope)
             if isinstance(parsed, RetrieveThings):
                 return await self._retrieve_things(envelope, parsed, headers)
-            return await self._thing_command(parsed, headers)
+            return await self._thing_command(parsed, headers, envelope)
         if topic.group == "things" and topic.criterion == "acks" and topic.action:
             ack = Ack(topic.action, envelope.status or 200, dict(envelope.headers), envelope.value)
-            self.ctx.acks.issue(envelope.correlation_id or "", ack)
+            self.ctx.acks.issue_from(self, envelope.correlation_id or "", ack)
             return None
         if topic.group == "things" and topic.channel == "live" and topic.criterion == "commands":
-            if envelope.status is None:
-                raise ProtocolMessageUnsupported(
-                    "Live commands are accepted over HTTP; over the WebSocket only their responses.",
-                    "Send the live command with the header 'channel: live' to the HTTP API.",
-                )
-            answer = MessageReply(envelope.status, dict(envelope.headers), envelope.value)
-            self.ctx.messages.reply(envelope.correlation_id or "", answer)
-            return None
+            if envelope.status is not None:  # a live response to a live command this session received
+                answer = MessageReply(envelope.status, dict(envelope.headers), envelope.value)
+                self.ctx.messages.reply(envelope.correlation_id or "", answer)
+                return None
+            return await self._live_command(envelope, headers)
         if topic.group == "things" and topic.channel == "live" and topic.criterion == "events":
             await self._live_event(envelope)
             return None
@@ -278,14 +307,84 @@ class WsSession:
             "Send twin Thing commands or Policy commands.",
         )
 
-    async def _thing_command(self, cmd: ThingCommand, headers: dict[str, Any]) -> Envelope | None:
+    async def _thing_command(
+        self, cmd: ThingCommand, headers: dict[str, Any], envelope: Envelope
+    ) -> Envelope | None:
         cmd.resource  # noqa: B018  (validates the path before any I/O)
-        outcome = await within_timeout(
-            self.ctx.dispatcher.handle(cmd, self.auth), cmd.headers.timeout_s, cmd.type
+        if cmd.action == "retrieve":
+            outcome = await within_timeout(
+                self.ctx.dispatcher.handle(cmd, self.auth), _wait_s(cmd.headers.timeout_s), cmd.type
+            )
+            return thing_response(cmd, outcome, headers) if cmd.headers.response_required else None
+        acks = _ack_request(envelope, cmd.headers.timeout_s, "twin")
+        if acks.only_implicit:
+            outcome = await within_timeout(
+                self.ctx.dispatcher.handle(cmd, self.auth), _wait_s(acks.timeout_s), cmd.type
+            )
+            return thing_response(cmd, outcome, headers) if acks.response_required else None
+        correlation_id = cmd.headers.correlation_id
+        with self.ctx.acks.pending(correlation_id, acks) as pending:
+            event_headers = {"requested-acks": orjson.dumps(list(acks.labels)).decode()}
+            outcome = await within_timeout(
+                self.ctx.dispatcher.handle(cmd, self.auth, event_headers=event_headers),
+                acks.timeout_s,
+                cmd.type,
+            )
+            # the acknowledgements need the event: it may not wait for the response any longer
+            await self._release_held(correlation_id)
+            ack_headers = {
+                "correlation-id": correlation_id,
+                **({"etag": outcome.etag} if outcome.etag else {}),
+            }
+            collected = await pending.collect(
+                persisted_acks(acks.labels, outcome.status, ack_headers, outcome.value)
+            )
+        return acks_envelope(
+            thing_topic(cmd.thing_id, "twin", "acks", None), headers, correlation_id, collected
         )
-        if not cmd.headers.response_required:
-            return None
-        return thing_response(cmd, outcome, headers)
+
+    async def _live_command(self, envelope: Envelope, headers: dict[str, Any]) -> Envelope | None:
+        """A live command this session sends (``protocol-twinlive``): authorized against the twin's policy as on
+        the twin channel, offered to the other sessions that sent ``START-SEND-LIVE-COMMANDS`` and may READ the
+        addressed resource; their live response (same correlation-id) is this session's answer."""
+        parsed = thing_command(envelope)
+        if isinstance(parsed, RetrieveThings):
+            raise ProtocolMessageUnsupported(
+                "Retrieving several Things is not supported on the live channel."
+            )
+        cmd = parsed
+        enforcer = await self.ctx.dispatcher.visible_thing_enforcer(cmd.thing_id)
+        if cmd.action == "retrieve":
+            guard.authorize_retrieve(enforcer, self.auth.subjects, cmd)
+        else:
+            guard.authorize_write(enforcer, self.auth.subjects, cmd)
+        acks = _ack_request(envelope, cmd.headers.timeout_s, "live")
+        correlation_id = cmd.headers.correlation_id
+        frame_headers = {**_without_correlation(envelope.headers), "correlation-id": correlation_id}
+        _set_requested_acks(frame_headers, acks, list(acks.labels))
+        frame = replace(envelope, headers=frame_headers)
+        wait_s = acks.timeout_s if LIVE_RESPONSE in acks.labels else 0.0
+        with self.ctx.acks.pending(correlation_id, acks) as pending:
+            reply = await self.ctx.messages.send_live_command(
+                cmd.thing_id,
+                guard.thing_resource(cmd.path),
+                frame.to_json(),
+                correlation_id,
+                wait_s,
+                origin=self,
+            )
+            if acks.only_implicit:
+                if not acks.response_required:
+                    return None
+                if reply is None:
+                    raise CommandTimeout(
+                        f"The live command '{cmd.type}' was not answered within its timeout "
+                        f"of {acks.timeout_s:g}s."
+                    )
+                return _live_response(envelope.topic, envelope.path, headers, correlation_id, reply)
+            given = {LIVE_RESPONSE: _reply_ack(LIVE_RESPONSE, reply, correlation_id)} if reply else {}
+            collected = await pending.collect(given)
+        return acks_envelope(envelope.topic.with_criterion("acks"), headers, correlation_id, collected)
 
     async def _retrieve_things(
         self, envelope: Envelope, cmd: RetrieveThings, headers: dict[str, Any]
@@ -294,8 +393,10 @@ class WsSession:
         return retrieve_things_response(cmd, views, headers)
 
     async def _message(self, envelope: Envelope, headers: dict[str, Any]) -> Envelope | None:
-        """A reply (with ``status``) to a message this session received, or a message the client sends."""
-        all_headers = {str(k).lower(): str(v) for k, v in envelope.headers.items()}
+        """A reply (with ``status``) to a message this session received, or a message the client sends: it
+        needs WRITE on the ``message:`` resource and goes to the other sessions that sent
+        ``START-SEND-MESSAGES`` and may READ it; the first reply with its correlation-id is the answer."""
+        all_headers = {str(k).lower(): _header_as_text(v) for k, v in envelope.headers.items()}
         if envelope.status is not None:
             answer = MessageReply(envelope.status, all_headers, envelope.value)
             self.ctx.messages.reply(all_headers.get("correlation-id", ""), answer)
@@ -306,20 +407,43 @@ class WsSession:
         if target is None:
             raise MessageSubjectInvalid(f"The path '{envelope.path}' does not address a Message.")
         feature_id, direction, subject = target
+        if not subject:
+            raise MessageSubjectInvalid("The Message subject must not be empty.")
+        if envelope.value is not MISSING and len(orjson.dumps(envelope.value)) > MAX_PAYLOAD_BYTES:
+            raise MessagePayloadTooLarge()
+        claim = subject == "claim" and direction == "inbox" and feature_id is None
+        maximum = CLAIM_MAX_TIMEOUT_S if claim else MAX_TIMEOUT_S
         timeout_s = (
-            parse_timeout(all_headers["timeout"], maximum=MAX_TIMEOUT_S)
+            parse_timeout(all_headers["timeout"], maximum=maximum)
             if "timeout" in all_headers
-            else DEFAULT_TIMEOUT_S
+            else (CLAIM_DEFAULT_TIMEOUT_S if claim else DEFAULT_TIMEOUT_S)
         )
-        if all_headers.get("response-required", "true").lower() == "false":
-            timeout_s = 0
-        all_headers.setdefault("correlation-id", headers.get("correlation-id") or new_correlation_id())
+        acks = _ack_request(envelope, timeout_s, "live")
+        correlation_id = all_headers.get("correlation-id") or new_correlation_id()
+        all_headers["correlation-id"] = correlation_id
+        _set_requested_acks(all_headers, acks, orjson.dumps(list(acks.labels)).decode())
+        all_headers.setdefault("thing-id", thing_id)
+        all_headers.setdefault("subject", subject)
+        all_headers.setdefault("direction", "TO" if direction == "inbox" else "FROM")
+        if feature_id is not None:
+            all_headers.setdefault("feature-id", feature_id)
         message = ThingMessage(thing_id, direction, subject, feature_id, all_headers, envelope.value)
-        reply = await self.ctx.messages.send(message, self.auth.subjects, timeout_s)
-        if reply is None:
-            return None
-        reply_headers = {**reply.headers, "correlation-id": message.correlation_id}
-        return Envelope(topic, reply_headers, envelope.path, reply.payload, status=reply.status)
+        wait_s = timeout_s if LIVE_RESPONSE in acks.labels else 0.0
+        with self.ctx.acks.pending(correlation_id, acks) as pending:
+            reply: MessageReply | None = None
+            try:
+                reply = await self.ctx.messages.send(message, self.auth.subjects, wait_s, origin=self)
+            except MessageTimeout:
+                if acks.only_implicit:
+                    raise
+            if acks.only_implicit:
+                if reply is None or not acks.response_required:
+                    return None
+                reply_headers = {**reply.headers, "correlation-id": correlation_id}
+                return Envelope(topic, reply_headers, envelope.path, reply.payload, status=reply.status)
+            given = {LIVE_RESPONSE: _reply_ack(LIVE_RESPONSE, reply, correlation_id)} if reply else {}
+            collected = await pending.collect(given)
+        return acks_envelope(topic.with_criterion("acks"), headers, correlation_id, collected)
 
     async def _live_event(self, envelope: Envelope) -> None:
         """A device announces an event on the live channel: it needs WRITE where the event happened, and goes
@@ -362,7 +486,7 @@ class WsSession:
         """A message for this session's client (it sent ``START-SEND-MESSAGES``)."""
         namespace, _, name = message.thing_id.partition(":")
         topic = Topic(namespace, name, "things", "live", "messages", message.subject)
-        frame = Envelope(topic, dict(message.headers), message.path, message.payload)
+        frame = Envelope(topic, _protocol_headers(message.headers), message.path, message.payload)
         try:
             self._outbound.put_nowait(orjson.dumps(frame.to_json()).decode())
         except asyncio.QueueFull:
@@ -410,9 +534,13 @@ class WsSession:
             self.ctx.hub.add(subscription)
             pump = asyncio.create_task(self._pump_events(subscription))
             self._streams[kind] = _Stream(subscription, pump)
-        # Live commands and live events are acknowledged but not routed yet; policy announcements are only sent
-        # for expiring subjects, which are not supported.
+        # Policy announcements are only sent for expiring subjects, which are not supported: acknowledged only.
         await self._send(f"{name}:ACK")
+
+    async def _release_held(self, correlation_id: str) -> None:
+        """Send the events held back for a command's response now, and hold no further ones."""
+        for frame in self._awaiting_response.pop(correlation_id, []):
+            await self._send(frame)
 
     def _stop_stream(self, stream: _Stream) -> None:
         self.ctx.hub.remove(stream.subscription)
@@ -474,6 +602,90 @@ def _echo_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _wait_s(timeout_s: float) -> float:
+    """How long to wait for a command's result: its ``timeout``; a zero timeout wants no answer, but its
+    error, if any, is still reported."""
+    return timeout_s or DEFAULT_COMMAND_TIMEOUT_S
+
+
+def _ack_request(envelope: Envelope, timeout_s: float, channel: str) -> AckRequest:
+    """The acknowledgements a protocol message requests, with Ditto's defaults. Over the WebSocket
+    acknowledgements come with the answer, so asking for them without a response is an error."""
+    raw_labels = envelope.header("requested-acks")
+    requested: tuple[str, ...] | None = None
+    if isinstance(raw_labels, list):
+        requested = tuple(check_label(str(label)) for label in raw_labels)
+    elif raw_labels is not None:
+        requested = parse_requested_acks(header_text("requested-acks", raw_labels))
+    raw_required = envelope.header("response-required")
+    required = (
+        None
+        if raw_required is None
+        else parse_bool("response-required", header_text("response-required", raw_required))
+    )
+    request = ack_request(requested, channel=channel, response_required=required, timeout_s=timeout_s)
+    if request.labels and not request.response_required:
+        raise HeaderInvalid(
+            "Acknowledgements cannot be requested without a response over the WebSocket.",
+            "Remove 'requested-acks' or set 'response-required' to true.",
+        )
+    return request
+
+
+def _header_as_text(value: Any) -> str:
+    """A protocol header as the text a message carries (JSON for arrays and objects, e.g. ``requested-acks``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return orjson.dumps(value).decode()
+
+
+def _protocol_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """Headers for a frame: ``requested-acks`` travels as a JSON array in the protocol (it is kept as its text
+    form alongside the command and the message)."""
+    out = dict(headers)
+    labels = out.get("requested-acks")
+    if isinstance(labels, str) and labels.startswith("["):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            out["requested-acks"] = orjson.loads(labels)
+    return out
+
+
+def _set_requested_acks(headers: dict[str, Any], acks: AckRequest, value: Any) -> None:
+    """The receivers of a live signal see what it effectively requests (Ditto's defaults applied)."""
+    for key in [key for key in headers if key.lower() == "requested-acks"]:
+        del headers[key]
+    if acks.labels:
+        headers["requested-acks"] = value
+
+
+def _without_correlation(headers: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in headers.items() if key.lower() != "correlation-id"}
+
+
+def _reply_ack(label: str, reply: MessageReply, correlation_id: str) -> Ack:
+    return Ack(label, reply.status, {**reply.headers, "correlation-id": correlation_id}, reply.payload)
+
+
+def _live_response(
+    topic: Topic, path: str, headers: dict[str, Any], correlation_id: str, reply: MessageReply
+) -> Envelope:
+    """The live response a device sent, as the answer to the session that sent the live command."""
+    out = {**_without_correlation(reply.headers), **headers, "correlation-id": correlation_id}
+    return Envelope(topic, out, path, reply.payload, status=reply.status)
+
+
+def acks_envelope(
+    topic: Topic, headers: dict[str, Any], correlation_id: str, acks: Mapping[str, Ack]
+) -> Envelope:
+    """``<ns>/<name>/things/<channel>/acks`` (``protocol-specification-acks``): every requested label's
+    acknowledgement as ``{label: {status, payload?, headers}}`` and the combined status."""
+    out = {**headers, "correlation-id": correlation_id, "content-type": "application/json"}
+    value = {label: ack.to_json() for label, ack in acks.items()}
+    return Envelope(topic, out, "/", value, status=combined_status(acks))
+
+
 def _namespaces(params: Mapping[str, str]) -> frozenset[str] | None:
     text = params.get("namespaces")
     return frozenset(n.strip() for n in text.split(",") if n.strip()) if text else None
@@ -488,21 +700,11 @@ def _subscription(
     auth: AuthContext, params: Mapping[str, str], channel: str, queue_size: int
 ) -> Subscription:
     """``namespaces``, ``filter`` and ``extraFields`` of a ``START-SEND-EVENTS`` / ``-LIVE-EVENTS``."""
-    namespaces = _namespaces(params)
-    filter_text = params.get("filter")
-    matches = None
-    if filter_text:
-        query = parse_rql(filter_text)
-        validate_query(query)
-        matches = compile_query(query)
-    extra_text = params.get("extraFields")
-    extra_fields = parse_fields(extra_text) if extra_text else None
-    return Subscription(
+    return subscription_for(
         auth.subjects,
-        namespaces=namespaces,
-        matches=matches,
-        filter_text=filter_text or None,
-        extra_fields=extra_fields,
+        namespaces=_namespaces(params),
+        filter_text=params.get("filter") or None,
+        extra_fields_text=params.get("extraFields") or None,
         channel=channel,
         queue_size=queue_size,
     )
@@ -510,7 +712,7 @@ def _subscription(
 
 def _event_envelope(delivery: Delivery) -> Envelope:
     event = delivery.change.event
-    headers: dict[str, Any] = dict(delivery.change.headers)
+    headers = _protocol_headers(delivery.change.headers)
     extra = delivery.extra if delivery.extra is not None else MISSING
     return thing_event(_with_value(event, delivery.value), headers, delivery.change.channel, extra)
 

@@ -1,19 +1,26 @@
 """Acknowledgements (``basic-acknowledgements``, ``protocol-specification-acks``, inventory §5).
 
 A command may request acknowledgements (``requested-acks``). The built-in ``twin-persisted`` is given by the
-commit itself, and ``search-persisted`` as well, since search reads the same committed data; custom labels are
-issued by WebSocket clients that declared them (``/ws/2?declared-acks=...``), after they received the command's
-event (which carries ``requested-acks``). The caller's answer aggregates them as Ditto does: one requested
-label answers with its own status; several answer 200 when all succeeded, else 424, with
-``{label: {status, payload?, headers}}``; a label that was not issued within the command's ``timeout`` counts
-as 408.
+commit itself, and ``search-persisted`` as well, since search reads the same committed data; ``live-response``
+is the answer to a live command or message. Custom labels are issued by WebSocket clients that declared them
+(``/ws/2?declared-acks=...``), after they received the command's event (which carries ``requested-acks``), or
+the live command or message. The caller's answer aggregates them as Ditto does: one requested label answers
+with its own status; several answer 200 when all succeeded, else 424, with ``{label: {status, payload?,
+headers}}``; a label that was not issued within the command's ``timeout`` counts as 408.
+
+Which labels a command effectively requests follows Ditto's ``AbstractCommandAckRequestSetter``: without
+``requested-acks`` the channel's implicit label (``twin-persisted`` / ``live-response``) unless no response is
+wanted; the other channel's built-in labels are dropped; on the live channel ``response-required`` adds or
+removes ``live-response``. A zero ``timeout`` while a response or acknowledgements are requested is a client
+error (``header.invalid``, as Ditto's ``AcknowledgementAggregatorActorStarter`` answers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +41,15 @@ class AckLabelNotUnique(DittoError):
     error_code = "acknowledgement:label.not.unique"
     default_message = "An acknowledgement label is already declared by another client."
     default_description = "Each acknowledgement label can be declared by one WebSocket session at a time."
+
+
+class AckLabelNotDeclared(DittoError):
+    status = 400
+    error_code = "acknowledgement:label.not.declared"
+    default_message = "The acknowledgement label was not declared by this client."
+    default_description = (
+        "Declare the labels a WebSocket client issues on connect: '/ws/2?declared-acks=<label>,...'."
+    )
 
 
 class AckLabelInvalid(DittoError):
@@ -126,6 +142,10 @@ class AckRouter:
         for label in [label for label, o in self._declared.items() if o is owner]:
             del self._declared[label]
 
+    def declared_by(self, label: str) -> object | None:
+        """Who declared ``label`` (None: nobody)."""
+        return self._declared.get(label)
+
     def expect(self, correlation_id: str, labels: Iterable[str]) -> AckWaiter:
         waiter = AckWaiter(labels)
         self._waiting[correlation_id] = waiter
@@ -138,18 +158,137 @@ class AckRouter:
         waiter = self._waiting.get(correlation_id)
         return waiter is not None and waiter.issue(ack)
 
+    def issue_from(self, owner: object, correlation_id: str, ack: Ack) -> bool:
+        """An acknowledgement sent by a client: only for a label that client declared (Ditto refuses others
+        with ``acknowledgement:label.not.declared``)."""
+        if ack.label in BUILT_IN or self._declared.get(ack.label) is not owner:
+            raise AckLabelNotDeclared(
+                f"Cannot send the acknowledgement with label '{ack.label}': this client did not declare it."
+            )
+        return self.issue(correlation_id, ack)
 
-def timed_out(label: str, timeout_s: float) -> Ack:
+    @contextmanager
+    def pending(self, correlation_id: str, request: AckRequest) -> Iterator[PendingAcks]:
+        """Wait for the custom labels of ``request`` (registered before the signal goes out, so that no
+        acknowledgement is missed) until the block ends."""
+        custom = [label for label in request.labels if label not in BUILT_IN]
+        waiter = self.expect(correlation_id, custom)
+        try:
+            yield PendingAcks(correlation_id, request, waiter)
+        finally:
+            if self._waiting.get(correlation_id) is waiter:
+                del self._waiting[correlation_id]
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequest:
+    """The acknowledgements a signal effectively requests, and whether its sender wants an answer."""
+
+    labels: tuple[str, ...]
+    response_required: bool
+    timeout_s: float
+
+    @property
+    def only_implicit(self) -> bool:
+        """Nothing but the channel's own answer: the signal's ordinary response is the answer."""
+        return len(self.labels) <= 1 and all(
+            label in (TWIN_PERSISTED, LIVE_RESPONSE) for label in self.labels
+        )
+
+
+# the built-in labels a channel ignores (Ditto's "negated" labels of its ack request setters)
+_IGNORED = {"twin": frozenset({LIVE_RESPONSE}), "live": frozenset({TWIN_PERSISTED, SEARCH_PERSISTED})}
+
+
+class TimeoutZeroWithResponse(HeaderInvalid):
+    default_message = (
+        "The value of the header 'timeout' must not be zero if response or acknowledgements are requested."
+    )
+    default_description = "Please provide a positive timeout."
+
+
+def ack_request(
+    requested: tuple[str, ...] | None,
+    *,
+    channel: str,
+    response_required: bool | None,
+    timeout_s: float,
+) -> AckRequest:
+    """Ditto's defaults for ``requested-acks`` and ``response-required`` (None: header absent), and its zero
+    ``timeout`` rule."""
+    zero = timeout_s == 0
+    implicit = LIVE_RESPONSE if channel == "live" else TWIN_PERSISTED
+    required = response_required if response_required is not None else not zero
+    if requested is None:
+        labels: tuple[str, ...] = (implicit,) if required and not zero else ()
+    else:
+        labels = tuple(label for label in requested if label not in _IGNORED[channel])
+        if channel == "live":  # live signals bind live-response to response-required
+            if required and labels and implicit not in labels:
+                labels = (*labels, implicit)
+            elif not required:
+                labels = tuple(label for label in labels if label != implicit)
+    if zero and (required or labels):
+        raise TimeoutZeroWithResponse()
+    return AckRequest(labels, required, timeout_s)
+
+
+class PendingAcks:
+    def __init__(self, correlation_id: str, request: AckRequest, waiter: AckWaiter) -> None:
+        self.correlation_id = correlation_id
+        self.request = request
+        self._waiter = waiter
+        self._deadline = asyncio.get_running_loop().time() + request.timeout_s
+
+    def remaining_s(self) -> float:
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    async def collect(self, given: Mapping[str, Ack]) -> dict[str, Ack]:
+        """Every requested label's ack, in the requested order: ``given`` (the built-in ones), those issued
+        before the deadline, and a 408 for each of the others."""
+        issued = await self._waiter.wait(self.remaining_s())
+        out: dict[str, Ack] = {}
+        for label in self.request.labels:
+            ack = given.get(label) or issued.get(label)
+            out[label] = ack or timed_out(label, self.request.timeout_s, self.correlation_id)
+        return out
+
+
+def timed_out(label: str, timeout_s: float, correlation_id: str | None = None) -> Ack:
+    """Ditto's ``acknowledgement:request.timeout`` for a label not issued in time."""
+    headers = {"correlation-id": correlation_id} if correlation_id else {}
     return Ack(
         label,
         408,
-        {},
+        headers,
         {
             "status": 408,
             "error": "acknowledgement:request.timeout",
-            "message": f"The acknowledgement '{label}' was not received within {timeout_s:g}s.",
+            "message": f"The acknowledgement request reached the specified timeout of {timeout_s * 1000:,.0f}ms.",
+            "description": "Try increasing the timeout and make sure that the requested acknowledgement is "
+            "sent back in time.",
         },
     )
+
+
+def persisted_acks(
+    labels: Iterable[str], status: int, headers: Mapping[str, Any], payload: Any
+) -> dict[str, Ack]:
+    """``twin-persisted`` and ``search-persisted`` among ``labels``: both are given by the commit, with the
+    command's own status, headers and value."""
+    return {
+        label: Ack(label, status, dict(headers), payload)
+        for label in labels
+        if label in (TWIN_PERSISTED, SEARCH_PERSISTED)
+    }
+
+
+def combined_status(acks: Mapping[str, Ack]) -> int:
+    """One acknowledgement: its own status; several: 200 when all are 2xx, else 424 (failed dependency)."""
+    if len(acks) == 1:
+        (ack,) = acks.values()
+        return ack.status
+    return 200 if all(200 <= ack.status < 300 for ack in acks.values()) else 424
 
 
 def aggregate(acks: Mapping[str, Ack]) -> tuple[int, dict[str, Any]]:

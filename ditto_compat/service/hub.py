@@ -30,10 +30,12 @@ from ditto_compat.domain import thing_enforcement as guard
 from ditto_compat.domain.enforcer import READ, Enforcer
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.domain.events import ThingChange
-from ditto_compat.model.fields import FieldSelector, project
+from ditto_compat.model.fields import FieldSelector, parse_fields, project
 from ditto_compat.model.ids import namespace_of
 from ditto_compat.model.pointer import MISSING, Pointer, set_at
-from ditto_compat.rql.fields import searchable_document
+from ditto_compat.rql.evaluator import compile_query
+from ditto_compat.rql.fields import searchable_document, validate_query
+from ditto_compat.rql.parser import parse_rql
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,33 @@ class Subscription:
         # busy and meets ``overflowed`` when it has drained what it holds.
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
+
+
+def subscription_for(
+    subjects: tuple[str, ...],
+    *,
+    namespaces: frozenset[str] | None = None,
+    filter_text: str | None = None,
+    extra_fields_text: str | None = None,
+    channel: str = "twin",
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+) -> Subscription:
+    """A subscription from Ditto's textual options (``namespaces``, RQL ``filter``, ``extraFields``), as a
+    WebSocket ``START-SEND-EVENTS`` or a connection target's topic gives them. Raises the RQL or fields error."""
+    matches = None
+    if filter_text:
+        query = parse_rql(filter_text)
+        validate_query(query)
+        matches = compile_query(query)
+    return Subscription(
+        subjects,
+        namespaces=namespaces,
+        matches=matches,
+        filter_text=filter_text or None,
+        extra_fields=parse_fields(extra_fields_text) if extra_fields_text else None,
+        channel=channel,
+        queue_size=queue_size,
+    )
 
 
 class EventHub:

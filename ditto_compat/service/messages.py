@@ -1,8 +1,9 @@
 """Live messages and live commands (``basic-messages``, ``httpapi-messages``, ``protocol-twinlive``).
 
-A message is sent to a Thing's (or Feature's) ``inbox`` or from its ``outbox`` by anyone with WRITE on its
-``message:/...`` resource (a ``claim`` needs none), and delivered to every receiver (a ``/ws/2`` session
-that sent ``START-SEND-MESSAGES``) whose subjects may READ that resource. The sender waits up to ``timeout``
+A message is sent (over HTTP or ``/ws/2``) to a Thing's (or Feature's) ``inbox`` or from its ``outbox`` by
+anyone with WRITE on its ``message:/...`` resource (a ``claim`` needs none), and delivered to every receiver (a
+``/ws/2`` session that sent ``START-SEND-MESSAGES``) whose subjects may READ that resource, except the receiver
+that sent it. The sender waits up to ``timeout``
 for the first reply carrying the message's ``correlation-id``; ``timeout=0`` waits for nothing (202). Nothing
 is stored: a message that finds no receiver, or no reply in time, ends in 408.
 
@@ -145,32 +146,53 @@ class MessageRouter:
         self._live_receivers.discard(receiver)
 
     async def send_live_command(
-        self, thing_id: str, resource: str, frame: dict[str, Any], correlation_id: str, timeout_s: float
+        self,
+        thing_id: str,
+        resource: str,
+        frame: dict[str, Any],
+        correlation_id: str,
+        timeout_s: float,
+        *,
+        origin: object | None = None,
     ) -> MessageReply | None:
         """Offer a live command (already authorized) and wait for its live response (None: nobody answered
-        in time)."""
+        in time, or ``timeout_s`` is 0). ``origin``, the receiver that sent the command, does not get it back
+        (as Ditto does not echo a live signal to the session it came from)."""
         enforcer = await self._enforcer_of(thing_id)
-        waiting: asyncio.Future[MessageReply] = asyncio.get_running_loop().create_future()
-        self._waiting[correlation_id] = waiting
+        waiting: asyncio.Future[MessageReply] | None = None
+        if timeout_s > 0:
+            waiting = asyncio.get_running_loop().create_future()
+            self._waiting[correlation_id] = waiting
         try:
             namespace = namespace_of(thing_id)
             for receiver in list(self._live_receivers):
+                if receiver is origin:
+                    continue
                 if receiver.live_namespaces is not None and namespace not in receiver.live_namespaces:
                     continue
                 if enforcer is None or not enforcer.has_partial(receiver.subjects, resource, (READ,)):
                     continue
                 receiver.offer_live_command(frame)
+            if waiting is None:
+                return None
             try:
                 return await asyncio.wait_for(waiting, timeout_s)
             except TimeoutError:
                 return None
         finally:
-            self._waiting.pop(correlation_id, None)
+            if waiting is not None and self._waiting.get(correlation_id) is waiting:
+                del self._waiting[correlation_id]
 
     async def send(
-        self, message: ThingMessage, subjects: tuple[str, ...], timeout_s: float
+        self,
+        message: ThingMessage,
+        subjects: tuple[str, ...],
+        timeout_s: float,
+        *,
+        origin: object | None = None,
     ) -> MessageReply | None:
-        """Deliver ``message`` and wait for its reply (None when ``timeout_s`` is 0)."""
+        """Deliver ``message`` and wait for its reply (None when ``timeout_s`` is 0). ``origin``, the receiver
+        that sent the message, does not get it back."""
         enforcer = await self._enforcer_of(message.thing_id)
         if not message.is_claim and (
             enforcer is None or not enforcer.has_unrestricted(subjects, message.resource, (WRITE,))
@@ -184,6 +206,8 @@ class MessageRouter:
             self.sent += 1
             namespace = namespace_of(message.thing_id)
             for receiver in list(self._receivers):
+                if receiver is origin:
+                    continue
                 if receiver.namespaces is not None and namespace not in receiver.namespaces:
                     continue
                 if enforcer is None or not enforcer.has_unrestricted(
@@ -202,8 +226,8 @@ class MessageRouter:
                     f"within {timeout_s:g}s."
                 ) from None
         finally:
-            if waiting is not None:
-                self._waiting.pop(message.correlation_id, None)
+            if waiting is not None and self._waiting.get(message.correlation_id) is waiting:
+                del self._waiting[message.correlation_id]
 
     def reply(self, correlation_id: str, reply: MessageReply) -> bool:
         """A receiver's answer; the first one for a correlation-id wins (False: nobody waits for it)."""

@@ -1,1 +1,104 @@
-"""Session fixtures for the http test service (see tests/services.py); filled in with the http client."""
+"""A local HTTP endpoint for the HTTP push tests: an in-process uvicorn on a free 127.0.0.1 port that records
+every request and answers with the status its path asks for (``.../status/<code>/...``), 204 otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tests import services
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class RecordingEndpoint:
+    port: int
+    requests: list[RecordedRequest] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def uri(self) -> str:
+        return f"http://{services.LOOPBACK}:{self.port}"
+
+    def matching(self, prefix: str) -> list[RecordedRequest]:
+        return [request for request in self.requests if request.path.startswith(prefix)]
+
+    async def wait_for(self, prefix: str, count: int = 1, within_s: float = 10.0) -> list[RecordedRequest]:
+        deadline = time.monotonic() + within_s
+        while len(self.matching(prefix)) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"fewer than {count} requests to {prefix} within {within_s}s")
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                continue
+        return self.matching(prefix)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            event = await receive()
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        path: str = scope["path"]
+        self.requests.append(
+            RecordedRequest(scope["method"], path, scope["query_string"].decode(), headers, body)
+        )
+        self.arrived.set()
+        status = 204
+        parts = path.split("/")
+        for name, value in itertools.pairwise(parts):
+            if name == "status" and value.isdigit():
+                status = int(value)
+                break
+        reply = b"" if status == 204 else f"status {status}".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"x-endpoint", b"recording")],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply})
+
+
+@pytest.fixture(scope="session")
+async def http_endpoint() -> AsyncIterator[RecordingEndpoint]:
+    endpoint = RecordingEndpoint(services.free_port())
+    config = uvicorn.Config(
+        endpoint, host=services.LOOPBACK, port=endpoint.port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + services.STARTUP_TIMEOUT_S
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            server.should_exit = True
+            services.service_missing("the recording HTTP endpoint did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield endpoint
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,33 @@
+"""Client adapters, one per connection type (``connectivity-overview``); see :mod:`.base` for what each does.
+
+Broker libraries are imported only when a connection of their type is opened.
+"""
+
+from __future__ import annotations
+
+from ditto_compat.connectivity.clients.base import ClientAdapter
+from ditto_compat.connectivity.errors import ConnectionTypeUnsupported
+from ditto_compat.connectivity.model import Connection
+
+
+def create_client(connection: Connection) -> ClientAdapter:
+    """The adapter for ``connection.connection_type``; raises :class:`ConnectionTypeUnsupported` for a type this
+    server accepts in a definition but cannot open (``amqp-10``, ``hono``)."""
+    kind = connection.connection_type
+    if kind in ("mqtt", "mqtt-5"):
+        from ditto_compat.connectivity.clients.mqtt import MqttClient
+
+        return MqttClient(connection)
+    if kind == "amqp-091":
+        from ditto_compat.connectivity.clients.amqp import AmqpClient
+
+        return AmqpClient(connection)
+    if kind == "http-push":
+        from ditto_compat.connectivity.clients.http_push import HttpPushClient
+
+        return HttpPushClient(connection)
+    if kind == "kafka":
+        from ditto_compat.connectivity.clients.kafka import KafkaClient
+
+        return KafkaClient(connection)
+    raise ConnectionTypeUnsupported.of(kind)

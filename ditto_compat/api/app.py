@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
+from ditto_compat.api.connections import connections_endpoint
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response
 from ditto_compat.api.policies import policies_endpoint
@@ -26,6 +27,10 @@ from ditto_compat.api.things import things_endpoint
 from ditto_compat.api.ws import ws_endpoint
 from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.auth.htpasswd import Htpasswd
+from ditto_compat.connectivity.manager import ConnectionManager, RuntimeFactory
+from ditto_compat.connectivity.model import Connection
+from ditto_compat.connectivity.monitor import ConnectionMonitor
+from ditto_compat.connectivity.runtime import ConnectionRuntime
 from ditto_compat.errors import MethodNotAllowed, ResourceNotFound
 from ditto_compat.persistence.factory import create_store
 from ditto_compat.persistence.ports import Store
@@ -35,6 +40,7 @@ from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
 from ditto_compat.service.policies import PolicyService
 from ditto_compat.service.search import SearchService
+from ditto_compat.service.signals import SignalHandler
 from ditto_compat.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,9 @@ log = logging.getLogger(__name__)
 ALL_METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def build_context(settings: Settings, store: Store | None = None) -> AppContext:
+def build_context(
+    settings: Settings, store: Store | None = None, runtime_factory: RuntimeFactory | None = None
+) -> AppContext:
     users = Htpasswd.from_file(settings.htpasswd) if settings.htpasswd else Htpasswd.single("ditto", "ditto")
     devops = Htpasswd.single(settings.devops_user, settings.devops_password)
     authenticator = Authenticator(users, pre_authenticated=settings.pre_authenticated, devops=devops)
@@ -61,8 +69,26 @@ def build_context(settings: Settings, store: Store | None = None) -> AppContext:
     dispatcher.subscribe(hub.publish)
     messages = MessageRouter(dispatcher.visible_thing_enforcer)
     search = SearchService(dispatcher)
+    acks = AckRouter()
+    signals = SignalHandler(dispatcher, policies, acks, messages)
+
+    def create_runtime(connection: Connection, monitor: ConnectionMonitor) -> ConnectionRuntime:
+        # imported on first use: the broker clients load only once a connection is opened
+        from ditto_compat.connectivity.runtime_factory import create_runtime as create
+
+        return create(connection, monitor, signals=signals, hub=hub, messages=messages)
+
     return AppContext(
-        settings, store, dispatcher, authenticator, policies, search, hub, messages, AckRouter()
+        settings,
+        store,
+        dispatcher,
+        authenticator,
+        policies,
+        search,
+        hub,
+        messages,
+        acks,
+        ConnectionManager(store, runtime_factory or create_runtime),
     )
 
 
@@ -72,19 +98,25 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(ResourceNotFound(f"The resource '{request.url.path}' does not exist."), None)
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
-    ctx = build_context(settings, store)
+def create_app(
+    settings: Settings, *, store: Store | None = None, runtime_factory: RuntimeFactory | None = None
+) -> Starlette:
+    """``runtime_factory`` replaces the one that runs connections on real brokers (tests only)."""
+    ctx = build_context(settings, store, runtime_factory)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.open()
         ctx.hub.start()
+        # registers the persisted connections; opening them goes on in the background and never holds this up
+        await ctx.connections.start()
         ctx.ready = True
         log.info("ditto-compat ready on %s storage", settings.storage_name)
         try:
             yield
         finally:
             ctx.ready = False
+            await ctx.connections.stop()
             await ctx.hub.stop()
             await ctx.store.close()
 
@@ -98,6 +130,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         Route("/api/2/search/things/count", count_things, methods=["GET", "POST"]),
         Route("/api/2/policies", policies_endpoint, methods=ALL_METHODS),
         Route("/api/2/policies/{rest:path}", policies_endpoint, methods=ALL_METHODS),
+        Route("/api/2/connections", connections_endpoint, methods=ALL_METHODS),
+        Route("/api/2/connections/{rest:path}", connections_endpoint, methods=ALL_METHODS),
         WebSocketRoute("/ws/2", ws_endpoint),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_found})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ditto_compat.auth.authenticator import Authenticator
+from ditto_compat.connectivity.manager import ConnectionManager
 from ditto_compat.persistence.ports import Store
 from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.dispatcher import Dispatcher
@@ -26,4 +27,6 @@ class AppContext:
     hub: EventHub
     messages: MessageRouter
     acks: AckRouter
+    # /api/2/connections; started after the store opened, stopped before it closes
+    connections: ConnectionManager
     ready: bool = False

@@ -21,7 +21,7 @@ from ditto_compat.api.http import header_or_param, read_body
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.errors import JsonInvalid
 from ditto_compat.model.headers import parse_timeout
-from ditto_compat.model.pointer import MISSING, Pointer
+from ditto_compat.model.pointer import MISSING
 from ditto_compat.service.messages import (
     CLAIM_DEFAULT_TIMEOUT_S,
     CLAIM_MAX_TIMEOUT_S,
@@ -33,19 +33,6 @@ from ditto_compat.service.messages import (
     MessageSubjectInvalid,
     ThingMessage,
 )
-
-
-def message_target(pointer: Pointer) -> tuple[str | None, str, str] | None:
-    """``(feature id, direction, subject)`` when the path below a Thing addresses messages, else None."""
-    feature_id: str | None = None
-    rest = pointer
-    if len(rest) >= 2 and rest[0] == "features":
-        feature_id, rest = rest[1], rest[2:]
-    if rest == ("inbox", "claim") and feature_id is None:
-        return None, "inbox", "claim"
-    if len(rest) >= 2 and rest[0] in ("inbox", "outbox") and rest[1] == "messages":
-        return feature_id, rest[0], "/".join(rest[2:])
-    return None
 
 
 async def send_message(

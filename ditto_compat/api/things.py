@@ -32,7 +32,7 @@ from ditto_compat.api.http import (
     within_timeout,
 )
 from ditto_compat.api.live import LIVE, channel_of, live_command
-from ditto_compat.api.messages import message_target, send_message
+from ditto_compat.api.messages import send_message
 from ditto_compat.api.sse import message_stream, thing_stream, wants_event_stream
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.things import Outcome, ThingCommand
@@ -61,6 +61,7 @@ from ditto_compat.service.acks import (
     parse_requested_acks,
     persisted_acks,
 )
+from ditto_compat.service.messages import message_target
 
 PREFIX = "/api/2/things"
 MERGE_PATCH = "application/merge-patch+json"

@@ -42,7 +42,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response, within_timeout
-from ditto_compat.api.messages import message_target
 from ditto_compat.domain import thing_enforcement as guard
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.enforcer import WRITE
@@ -89,6 +88,7 @@ from ditto_compat.service.messages import (
     MessageSubjectInvalid,
     MessageTimeout,
     ThingMessage,
+    message_target,
 )
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,18 @@ from typing import Any
 CONNECTION_TYPES = ("amqp-091", "amqp-10", "mqtt", "mqtt-5", "kafka", "http-push", "hono")
 # The types this server runs; the others are accepted by the model but refused when opened.
 SUPPORTED_TYPES = ("amqp-091", "mqtt", "mqtt-5", "kafka", "http-push")
+CONNECTION_STATUSES = ("open", "closed")
+# Payload mapper aliases usable in ``payloadMapping`` without a ``mappingDefinitions`` entry
+# (``connectivity-mapping`` "Built-in mappers"; JavaScript needs options, so only by definition).
+BUILTIN_MAPPERS = (
+    "Ditto",
+    "Normalized",
+    "ConnectionStatus",
+    "RawMessage",
+    "ImplicitThingCreation",
+    "UpdateTwinWithLiveResponse",
+    "CloudEvents",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +34,7 @@ class Enforcement:
 
     input: str
     filters: tuple[str, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +43,7 @@ class ReplyTarget:
     address: str | None = None
     header_mapping: Mapping[str, str] = field(default_factory=dict)
     expected_response_types: tuple[str, ...] = ("response", "error")
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +94,7 @@ class MappingDefinition:
     options: Mapping[str, Any] = field(default_factory=dict)
     incoming_conditions: Mapping[str, str] = field(default_factory=dict)
     outgoing_conditions: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

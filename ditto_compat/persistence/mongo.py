@@ -3,10 +3,11 @@ and scale-out (DESIGN.md "Storage"), on PyMongo's native ``AsyncMongoClient`` (M
 
 Layout in the configured database:
 
-- ``things`` and ``policies``: ``{_id: entity id, revision, deleted, created, modified, namespace, doc}`` where
-  ``doc`` is the Thing or Policy JSON as a sub-document (so that RQL search can query it in the database) and
-  ``null`` for a tombstone. Index ``live_ns`` on ``(namespace, _id)``, partial on ``deleted: false``, serves
-  :meth:`MongoStore.list_page`; its queries must say ``deleted: False`` for the planner to pick it.
+- ``things``, ``policies`` and ``connections``: ``{_id: entity id, revision, deleted, created, modified,
+  namespace, doc}`` where ``doc`` is the Thing, Policy or Connection JSON as a sub-document (so that RQL
+  search can query it in the database) and ``null`` for a tombstone. Index ``live_ns`` on
+  ``(namespace, _id)``, partial on ``deleted: false``, serves :meth:`MongoStore.list_page`;
+  its queries must say ``deleted: False`` for the planner to pick it.
 - Things carry their search fields as well: ``policy_id``; ``_wf``, the feature values as an array (the
   feature wildcard ``features/*/...`` of :mod:`.query_mongo`); and a copy of their policy's search index,
   ``readers`` (null when nobody reads), ``uniform`` and ``readers_v``. Indexes: ``readers`` (multikey, with
@@ -616,6 +617,10 @@ class MongoStore:
             return
         journal = self._journal_coll()
         key = {"c": write.collection, "i": write.state.entity_id}
+        if write.collection == "connections":
+            # every connection event carries the whole definition: older entries are simply dropped
+            await journal.delete_many({**key, "r": {"$lt": keep_from}}, session=session)
+            return
         cursor = journal.find({**key, "r": {"$lte": keep_from}}, {"_id": 0, "e": 1}, session=session)
         entries = [unescape_keys(d["e"]) async for d in cursor.sort("r", ASCENDING)]
         try:

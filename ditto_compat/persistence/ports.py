@@ -1,8 +1,8 @@
 """The storage port: what the dispatcher needs from a database (DESIGN.md "Storage").
 
-Two collections of entities, ``things`` and ``policies``, each entity with its current state and a journal of
-its events. Every change is a compare-and-set on the revision and appends its journal entry in the same atomic
-step; a ``commit`` returns only once the change is durable.
+Three collections of entities, ``things``, ``policies`` and ``connections``, each entity with its current
+state and a journal of its events. Every change is a compare-and-set on the revision and appends its journal
+entry in the same atomic step; a ``commit`` returns only once the change is durable.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Literal, Protocol
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.rql.ast import Query, SortKey
 
-Collection = Literal["things", "policies"]
-COLLECTIONS: tuple[Collection, ...] = ("things", "policies")
+Collection = Literal["things", "policies", "connections"]
+COLLECTIONS: tuple[Collection, ...] = ("things", "policies", "connections")
 
 
 class RevisionConflict(Exception):

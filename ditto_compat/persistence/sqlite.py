@@ -1,8 +1,8 @@
 """SQLite implementation of the storage port (:class:`ditto_compat.persistence.ports.Store`), the embedded
 default of DESIGN.md "Storage": one file, stdlib ``sqlite3`` in WAL mode, no other process.
 
-Layout: tables ``things`` and ``policies`` (current state, ``doc`` is the entity JSON or NULL for a tombstone,
-``namespace`` is the id's text before the first ``:``) and ``journal`` (one JSON event per
+Layout: tables ``things``, ``policies`` and ``connections`` (current state, ``doc`` is the entity JSON or NULL
+for a tombstone, ``namespace`` is the id's text before the first ``:``) and ``journal`` (one JSON event per
 ``(collection, entity_id, revision)``). ``things`` also has ``n``, a stable integer key (``INTEGER PRIMARY KEY``
 survives VACUUM, a plain rowid may not) that the search index refers to, and ``policy_id``.
 
@@ -111,6 +111,16 @@ _SCHEMA: Final = [
         policy_id TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS policies (
+        id TEXT PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        doc TEXT
+    )""",
+    # connection definitions (connectivity-manage-connections): few, and read whole at start-up
+    """CREATE TABLE IF NOT EXISTS connections (
         id TEXT PRIMARY KEY,
         namespace TEXT NOT NULL,
         revision INTEGER NOT NULL,
@@ -884,6 +894,10 @@ class SqliteStore:
         if self.journal_retention <= 0 or keep_from <= 1:
             return
         key = (w.collection, w.entity_id)
+        if w.collection == "connections":
+            # every connection event carries the whole definition: older entries are simply dropped
+            conn.execute(_PRUNE_JOURNAL, (*key, keep_from))
+            return
         rows = conn.execute(_JOURNAL_HEAD, (*key, keep_from)).fetchall()
         collection: HistoryCollection = "things" if w.collection == "things" else "policies"
         try:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ditto_compat.domain.enforcer import READ, WRITE, Enforcer
 from ditto_compat.errors import DittoError
 from ditto_compat.model.ids import namespace_of
-from ditto_compat.model.pointer import MISSING
+from ditto_compat.model.pointer import MISSING, Pointer
 
 MAX_PAYLOAD_BYTES = 250 * 1024
 DEFAULT_TIMEOUT_S = 10.0
@@ -236,3 +236,16 @@ class MessageRouter:
             return False
         waiting.set_result(reply)
         return True
+
+
+def message_target(pointer: Pointer) -> tuple[str | None, str, str] | None:
+    """``(feature id, direction, subject)`` when the path below a Thing addresses messages, else None."""
+    feature_id: str | None = None
+    rest = pointer
+    if len(rest) >= 2 and rest[0] == "features":
+        feature_id, rest = rest[1], rest[2:]
+    if rest == ("inbox", "claim") and feature_id is None:
+        return None, "inbox", "claim"
+    if len(rest) >= 2 and rest[0] in ("inbox", "outbox") and rest[1] == "messages":
+        return feature_id, rest[0], "/".join(rest[2:])
+    return None

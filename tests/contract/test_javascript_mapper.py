@@ -313,3 +313,21 @@ def test_library_options_are_accepted() -> None:
         )
     )
     assert envelope.value["temperature"]["properties"]["value"] == 20.0
+
+
+async def test_mappers_made_and_run_on_an_event_loop_keep_their_time_limit() -> None:
+    """The server creates and calls mappers on its asyncio loop, where V8 calls with a time limit must still
+    work (and still stop a runaway script)."""
+    script = """
+    function mapToDittoProtocolMsg(headers, textPayload) {
+      if (textPayload === 'loop') { while (true) {} }
+      return Ditto.buildDittoProtocolMsg('ns', 'x', 'things', 'twin', 'commands', 'delete', '/', {}, undefined);
+    }
+    """
+    mapper = js({"incomingScript": script}, timeout_ms=100)
+    [envelope] = mapper.map_incoming(ExternalMessage(text="ok"))
+    assert envelope.topic.action == "delete"
+    with pytest.raises(DittoError):
+        mapper.map_incoming(ExternalMessage(text="loop"))
+    [envelope] = mapper.map_incoming(ExternalMessage(text="ok"))
+    assert envelope.topic.entity_id == "ns:x"

@@ -12,7 +12,20 @@ import ditto_compat
 
 PACKAGE_ROOT = Path(ditto_compat.__file__).resolve().parent
 PURE_FOLDERS = ("model", "domain", "rql", "protocol")
-PURE_FILES = ("errors.py",)
+PURE_FILES = (
+    "errors.py",
+    # connectivity: the definition, broker messages, placeholders and the mappers but JavaScript's (V8)
+    "connectivity/model.py",
+    "connectivity/external.py",
+    "connectivity/definition.py",
+    "connectivity/errors.py",
+    "connectivity/placeholders.py",
+    *(
+        path.relative_to(PACKAGE_ROOT).as_posix()
+        for path in sorted((PACKAGE_ROOT / "connectivity" / "mapping").glob("*.py"))
+        if path.name != "javascript.py"
+    ),
+)
 
 FORBIDDEN_TOP_LEVEL = {
     "asyncio",
@@ -25,6 +38,7 @@ FORBIDDEN_TOP_LEVEL = {
     "paho",
     "aiokafka",
     "aio_pika",
+    "py_mini_racer",
 }
 FORBIDDEN_INTERNAL = ("ditto_compat.api", "ditto_compat.service", "ditto_compat.persistence")
 
@@ -86,6 +100,7 @@ def test_the_pure_folders_are_found() -> None:
     names = {path.relative_to(PACKAGE_ROOT).as_posix() for path in PURE_SOURCES}
     assert "model/pointer.py" in names
     assert "domain/resources.py" in names
+    assert "connectivity/mapping/ditto.py" in names
 
 
 @pytest.mark.parametrize("path", PURE_SOURCES, ids=lambda p: p.relative_to(PACKAGE_ROOT).as_posix())

@@ -28,7 +28,10 @@ are made directly from the event loop; a lock makes them safe from worker thread
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -229,7 +232,7 @@ class JavaScriptMapper:
         self._context = self._new_context()
 
     def _new_context(self) -> MiniRacer:
-        context = MiniRacer()
+        context = _new_isolate(self)
         for name, source in (
             ("ditto-scope.js", DITTO_SCOPE_JS),
             ("default mapping", DEFAULT_MAPPING_JS),
@@ -242,7 +245,7 @@ class JavaScriptMapper:
             try:
                 context.eval(source, timeout=self.timeout_ms * 4, max_memory=self.max_memory)
             except JSEvalException as error:
-                context.close()
+                _release_isolate(context)
                 raise MappingConfigurationInvalid(
                     f"The mapping script '{name}' could not be loaded.", _first_line(error)
                 ) from None
@@ -250,7 +253,7 @@ class JavaScriptMapper:
 
     def close(self) -> None:
         with self._lock:
-            self._context.close()
+            _release_isolate(self._context)
 
     def _call(self, function: str, argument: str, content_type: str | None) -> Any:
         with self._lock:
@@ -265,7 +268,7 @@ class JavaScriptMapper:
                 ) from None
             except JSOOMException:
                 # the heap may stay full of what the script left behind: start over with a fresh context
-                self._context.close()
+                _release_isolate(self._context)
                 self._context = self._new_context()
                 raise mapping_failed(
                     "The mapping script exceeded its memory limit and was stopped.", content_type=content_type
@@ -338,3 +341,66 @@ class JavaScriptMapper:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+_v8_loop: asyncio.AbstractEventLoop | None = None
+_v8_loop_lock = threading.Lock()
+# Every live isolate, held here so that Python's garbage collector never frees one: the collector may run on
+# any thread, also the isolates' loop in the middle of a V8 call, and freeing an isolate there crashes V8.
+# Isolates are freed only by _release_isolate, on their loop, between calls.
+_isolates: dict[int, MiniRacer] = {}  # by a key never reused (unlike id())
+_isolate_keys: dict[int, int] = {}  # id() of a live isolate -> its key
+_next_key = itertools.count()
+
+
+def _isolate_loop() -> asyncio.AbstractEventLoop:
+    """The one asyncio loop, on a thread of its own, that every V8 isolate of this process belongs to."""
+    global _v8_loop
+    with _v8_loop_lock:
+        if _v8_loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="v8-mappers", daemon=True).start()
+            _v8_loop = loop
+        return _v8_loop
+
+
+def _new_isolate(owner: object) -> MiniRacer:
+    """A V8 isolate bound to :func:`_isolate_loop`, released when ``owner`` is collected (or explicitly).
+
+    MiniRacer runs a call with a time limit by scheduling it on the isolate's loop and waiting: on the
+    server's own loop it would refuse the time limit. Calls block their caller for at most the time limit."""
+
+    async def create() -> MiniRacer:
+        return MiniRacer()
+
+    racer = asyncio.run_coroutine_threadsafe(create(), _isolate_loop()).result()
+    with _v8_loop_lock:
+        key = next(_next_key)
+        _isolates[key] = racer
+        _isolate_keys[id(racer)] = key
+    weakref.finalize(owner, _release_isolate_by_key, key)
+    return racer
+
+
+def _release_isolate(racer: MiniRacer) -> None:
+    with _v8_loop_lock:
+        key = _isolate_keys.get(id(racer))
+    if key is not None:
+        _release_isolate_by_key(key)
+
+
+def _release_isolate_by_key(key: int) -> None:
+    """Free an isolate on its loop thread, after the call it may be running; safe from any thread, and to
+    call twice."""
+
+    def close() -> None:
+        with _v8_loop_lock:
+            racer = _isolates.pop(key, None)
+            if racer is not None:
+                _isolate_keys.pop(id(racer), None)
+        if racer is not None:
+            racer.close()
+
+    loop = _v8_loop
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(close)

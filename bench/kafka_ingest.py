@@ -1,0 +1,188 @@
+"""Kafka ingestion end to end: N modify commands over M things, from a Kafka topic through a connection into
+the twins (issue targets: >= 10,000 messages/s sustained, 1,000-message batches applied in < 100 ms, SQLite).
+
+1. Starts a Tansu broker (memory storage) and ``ditto-compat serve`` on a fresh SQLite data directory, both on
+   free loopback ports, both stopped by PID at the end.
+2. Creates M things (``bench:thing-<i>`` with feature ``f``) over HTTP.
+3. Produces N Ditto Protocol ``modify`` commands to ``features/f/properties/p``, keyed by thing so each thing's
+   messages keep their order (bench/kafka_produce.py), before the connection exists: ingestion then runs as
+   fast as the server can take it.
+4. Creates a ``kafka`` connection (``qos: 1``: offsets are committed only once a batch is durable,
+   ``consumerOffsetReset: earliest``) and times it until every message is applied: the count of things at their
+   final revision (1 + N/M) reaches M, checked by a search, and each thing's last value is the one produced last.
+5. Prints messages/s (from the first applied batch to the last), the per-batch figures the connection keeps
+   (``inboundBatches`` in its metrics: p50/p99/max and largest batch), the server's RSS and its CPU time.
+
+Usage::
+
+    .venv/bin/python bench/kafka_ingest.py                       # 1,000,000 messages over 10,000 things
+    .venv/bin/python bench/kafka_ingest.py --messages 200000 --things 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.http_put import Server, free_port  # noqa: E402
+from bench.kafka_produce import create_topic, produce_modify_messages  # noqa: E402
+
+DITTO = ("ditto", "ditto")
+DEVOPS = ("devops", "foobar")
+
+
+async def create_things(base_url: str, things: int) -> None:
+    async with httpx.AsyncClient(base_url=base_url, auth=DITTO, timeout=30) as http:
+        semaphore = asyncio.Semaphore(32)
+
+        async def put(i: int) -> None:
+            async with semaphore:
+                body = {"features": {"f": {"properties": {"p": -1}}}}
+                r = await http.put(f"/api/2/things/bench:thing-{i}", json=body)
+                r.raise_for_status()
+
+        await asyncio.gather(*(put(i) for i in range(things)))
+
+
+def connection(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
+    return {
+        "name": "kafka ingestion benchmark",
+        "connectionType": "kafka",
+        "connectionStatus": "open",
+        "uri": f"tcp://{bootstrap}",
+        "specificConfig": {
+            "bootstrapServers": bootstrap,
+            "groupId": f"bench-{uuid.uuid4().hex[:6]}",
+            "consumerOffsetReset": "earliest",
+        },
+        "sources": [
+            {
+                "addresses": [topic],
+                "authorizationContext": ["nginx:ditto"],
+                "qos": 1,
+                "consumerCount": 1,
+            }
+        ],
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.brokers.kafka import start_tansu
+
+    per_thing, remainder = divmod(args.messages, args.things)
+    assert remainder == 0, "--messages must be a multiple of --things"
+    broker = start_tansu()
+    bootstrap = f"127.0.0.1:{broker.port}"
+    data_dir = Path(tempfile.mkdtemp(prefix="kafka-ingest-"))
+    port = free_port()
+    server = Server(
+        "ditto-compat",
+        [
+            *(sys.executable, "-m", "ditto_compat", "serve", "--host", "127.0.0.1", "--port", str(port)),
+            *("--data-dir", str(data_dir), "--log-level", "warning"),
+        ],
+        port,
+        data_dir / "server.log",
+    )
+    try:
+        server.start()
+        base_url = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        await create_things(base_url, args.things)
+        print(f"created {args.things} things in {time.perf_counter() - started:.1f} s", flush=True)
+        topic = f"ingest-{uuid.uuid4().hex[:6]}"
+        await create_topic(bootstrap, topic, args.partitions)
+        produced_s = await produce_modify_messages(bootstrap, topic, args.messages, args.things)
+        print(f"produced {args.messages} messages in {produced_s:.1f} s", flush=True)
+        rss_before = server.rss_mb()
+        cpu_before = server.cpu_seconds()
+
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            r = await http.post("/api/2/connections", json=connection(bootstrap, topic, 1), auth=DEVOPS)
+            r.raise_for_status()
+            connection_id = r.json()["id"]
+            created_at = time.perf_counter()
+            final = 1 + per_thing
+            first_applied_at: float | None = None
+            done_at: float | None = None
+            peak_rss = rss_before
+            while time.perf_counter() - created_at < args.timeout:
+                r = await http.get(
+                    "/api/2/search/things/count", params={"filter": f"eq(_revision,{final})"}, auth=DITTO
+                )
+                at_final = int(r.text)
+                if first_applied_at is None:
+                    metrics = (
+                        await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)
+                    ).json()
+                    if metrics.get("inboundBatches"):
+                        first_applied_at = time.perf_counter()
+                peak_rss = max(peak_rss, server.rss_mb())
+                if at_final == args.things:
+                    done_at = time.perf_counter()
+                    break
+                await asyncio.sleep(0.2)
+            metrics = (await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)).json()
+            # the last value of each thing is the last message produced for it
+            wrong = 0
+            for i in range(0, args.things, max(1, args.things // 100)):
+                value = (
+                    await http.get(f"/api/2/things/bench:thing-{i}/features/f/properties/p", auth=DITTO)
+                ).json()
+                wrong += value != args.messages - args.things + i
+        batches = metrics.get("inboundBatches", {})
+        acknowledged = metrics["connectionMetrics"]["inbound"]["acknowledged"]["success"]["PT1H"]
+        result: dict[str, Any] = {
+            "messages": args.messages,
+            "things": args.things,
+            "partitions": args.partitions,
+            "complete": done_at is not None,
+            "acknowledged": acknowledged,
+            "seconds_from_connection": round((done_at or time.perf_counter()) - created_at, 2),
+            "messages_per_second": (
+                round(args.messages / (done_at - first_applied_at))
+                if done_at is not None and first_applied_at is not None
+                else None
+            ),
+            "batch": batches,
+            "last_value_wrong_of_sampled": wrong,
+            "rss_mib_before": round(rss_before, 1),
+            "rss_mib_peak": round(peak_rss, 1),
+            "server_cpu_seconds": round(server.cpu_seconds() - cpu_before, 1),
+        }
+        return result
+    finally:
+        server.stop()
+        broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--things", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for ingestion")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The hub's events, messages and live commands out to a connection's targets (``basic-connections``
+"Targets", ``connectivity-header-mapping``, ``basic-placeholders``).
+
+Each target topic is a subscription like a WebSocket client's, under the target's ``authorizationContext``:
+``_/_/things/twin/events`` and ``_/_/things/live/events`` (with ``namespaces``, ``filter``, ``extraFields``)
+subscribe to the event hub, ``_/_/things/live/messages`` and ``_/_/things/live/commands`` register with the
+message router. Every signal is mapped by the target's payload mappers, its address and mapped headers are
+resolved from placeholders (an address that cannot be resolved drops the message, as in Ditto), and it is
+published by the client adapter. Each target publishes in order, from its own task, so a slow broker delays
+only its own target; a target that falls behind by more than its queue is resubscribed, and what it missed is
+counted and logged as dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ditto_compat.connectivity.external import ExternalMessage
+from ditto_compat.connectivity.mapping.base import MessageMapper
+from ditto_compat.connectivity.model import Connection, Target, TargetTopic
+from ditto_compat.connectivity.monitor import ConnectionMonitor
+from ditto_compat.connectivity.placeholders import PlaceholderSource, Template, compile_template
+from ditto_compat.domain.events import ThingEvent
+from ditto_compat.errors import DittoError
+from ditto_compat.model.pointer import MISSING
+from ditto_compat.protocol.envelope import Envelope, Topic, parse_envelope
+from ditto_compat.protocol.things import thing_event
+from ditto_compat.service.hub import Delivery, EventHub, Subscription, subscription_for
+from ditto_compat.service.messages import MessageRouter, ThingMessage
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[ExternalMessage, Target], Awaitable[None]]
+Clock = Callable[[], str]
+# Events a target may fall behind by before it is resubscribed (and the missed ones counted as dropped).
+TARGET_QUEUE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRoute:
+    """One target, compiled once when the connection opens."""
+
+    target: Target
+    mappers: tuple[MessageMapper, ...]
+    address: Template
+    header_mapping: tuple[tuple[str, Template], ...]
+
+
+def compile_target(target: Target, mappers: Sequence[MessageMapper]) -> TargetRoute:
+    return TargetRoute(
+        target=target,
+        mappers=tuple(mappers),
+        address=compile_template(target.address),
+        header_mapping=tuple((k, compile_template(v)) for k, v in target.header_mapping.items()),
+    )
+
+
+@dataclass(eq=False)
+class _Signals:
+    """Messages and live commands for one target: the message router offers them here (a receiver)."""
+
+    subjects: tuple[str, ...]
+    namespaces: frozenset[str] | None
+    live_namespaces: frozenset[str] | None
+    queue: asyncio.Queue[Envelope] = field(default_factory=lambda: asyncio.Queue(TARGET_QUEUE_SIZE))
+    dropped: int = 0
+
+    def offer_message(self, message: ThingMessage) -> bool:
+        namespace, _, name = message.thing_id.partition(":")
+        topic = Topic(namespace, name, "things", "live", "messages", message.subject)
+        return self._offer(Envelope(topic, dict(message.headers), message.path, message.payload))
+
+    def offer_live_command(self, frame: dict[str, Any]) -> bool:
+        try:
+            envelope = parse_envelope(frame)
+        except DittoError:
+            return False
+        return self._offer(envelope)
+
+    def _offer(self, envelope: Envelope) -> bool:
+        try:
+            self.queue.put_nowait(envelope)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+        return True
+
+
+class OutboundPipeline:
+    def __init__(
+        self,
+        connection: Connection,
+        routes: Sequence[TargetRoute],
+        hub: EventHub,
+        messages: MessageRouter,
+        monitor: ConnectionMonitor,
+        publish: Publisher,
+        clock: Clock,
+    ) -> None:
+        self._connection = connection
+        self._routes = tuple(routes)
+        self._hub = hub
+        self._messages = messages
+        self._monitor = monitor
+        self._publish = publish
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[Subscription] = []
+        self._receivers: list[_Signals] = []
+
+    def start(self) -> None:
+        for route in self._routes:
+            for topic in route.target.topics:
+                if topic.kind in ("twin/events", "live/events"):
+                    self._tasks.append(asyncio.create_task(self._pump_events(route, topic)))
+                elif topic.kind in ("live/messages", "live/commands"):
+                    self._tasks.append(asyncio.create_task(self._pump_signals(route, topic)))
+                # policy and connection announcements are never emitted by this server
+
+    async def stop(self) -> None:
+        for subscription in self._subscriptions:
+            self._hub.remove(subscription)
+        for receiver in self._receivers:
+            self._messages.remove(receiver)
+            self._messages.remove_live(receiver)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._subscriptions.clear()
+        self._receivers.clear()
+
+    # ------------------------------------------------------------------------------------------ events
+    def _subscribe(self, route: TargetRoute, topic: TargetTopic) -> Subscription:
+        subscription = subscription_for(
+            route.target.authorization_context,
+            namespaces=topic.namespaces,
+            filter_text=topic.filter,
+            extra_fields_text=topic.extra_fields,
+            channel="live" if topic.kind == "live/events" else "twin",
+            queue_size=TARGET_QUEUE_SIZE,
+        )
+        self._hub.add(subscription)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def _pump_events(self, route: TargetRoute, topic: TargetTopic) -> None:
+        subscription = self._subscribe(route, topic)
+        while True:
+            delivery = await subscription.next()
+            if delivery is None:
+                # Fell behind by a whole queue: say so, count what was lost, and carry on with a new one.
+                self._monitor.record("outbound", "dropped", False, route.target.address, subscription.dropped)
+                self._log(
+                    "failure",
+                    "dispatched",
+                    f"The target could not keep up: {subscription.dropped} events were dropped.",
+                    route.target.address,
+                )
+                self._subscriptions.remove(subscription)
+                subscription = self._subscribe(route, topic)
+                continue
+            await self._send(route, _event_envelope(delivery))
+
+    # ------------------------------------------------------------------------------------------ messages
+    async def _pump_signals(self, route: TargetRoute, topic: TargetTopic) -> None:
+        receiver = _Signals(route.target.authorization_context, topic.namespaces, topic.namespaces)
+        self._receivers.append(receiver)
+        if topic.kind == "live/messages":
+            self._messages.add(receiver)
+        else:
+            self._messages.add_live(receiver)
+        while True:
+            envelope = await receiver.queue.get()
+            await self._send(route, envelope)
+
+    # ------------------------------------------------------------------------------------------ sending
+    async def _send(self, route: TargetRoute, envelope: Envelope) -> None:
+        target = route.target
+        self._monitor.record("outbound", "dispatched", True, target.address)
+        try:
+            outgoing: list[ExternalMessage] = []
+            for mapper in route.mappers:
+                outgoing.extend(mapper.map_outgoing(envelope))
+        except DittoError as error:
+            self._monitor.record("outbound", "mapped", False, target.address)
+            self._log("failure", "mapped", f"{error.error_code}: {error.message}", target.address, envelope)
+            return
+        self._monitor.record("outbound", "mapped", True, target.address)
+        placeholders = PlaceholderSource.for_envelope(envelope, connection_id=self._connection.id)
+        address = route.address.resolve(placeholders)
+        if address is None:  # Ditto drops a message whose target address cannot be resolved
+            self._monitor.record("outbound", "dropped", True, target.address)
+            return
+        for message in outgoing:
+            message.address = address
+            for name, template in route.header_mapping:
+                value = template.resolve(placeholders)
+                if value is not None:
+                    message.headers[name] = value
+            try:
+                await self._publish(message, target)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # logged and counted; the next signal is tried
+                self._monitor.record("outbound", "published", False, address)
+                self._log("failure", "published", f"Publishing failed: {error}", address, envelope)
+                continue
+            self._monitor.record("outbound", "published", True, address)
+
+    def _log(self, level: Any, step: str, text: str, address: str, envelope: Envelope | None = None) -> None:
+        self._monitor.log(
+            "target",
+            step,
+            level,
+            text,
+            timestamp=self._clock(),
+            address=address,
+            correlation_id=envelope.correlation_id if envelope is not None else None,
+            entity_id=envelope.topic.entity_id if envelope is not None else None,
+        )
+
+
+def _event_envelope(delivery: Delivery) -> Envelope:
+    """The event as its subscribers may read it, memoised on the delivery for the targets that share it."""
+    rendered = delivery.rendered.get("envelope")
+    if isinstance(rendered, Envelope):
+        return rendered
+    event: ThingEvent = delivery.change.event
+    if event.value is not delivery.value:
+        event = replace(event, value=delivery.value)
+    extra = delivery.extra if delivery.extra is not None else MISSING
+    envelope = thing_event(event, dict(delivery.change.headers), delivery.change.channel, extra)
+    delivery.rendered["envelope"] = envelope
+    return envelope

@@ -1,0 +1,35 @@
+"""Which :class:`~ditto_compat.connectivity.runtime.ConnectionRuntime` runs a connection
+(``connectivity-overview``: one client per connection type), wired into the
+:class:`~ditto_compat.connectivity.manager.ConnectionManager` by the application."""
+
+from __future__ import annotations
+
+from ditto_compat.connectivity.clients import create_client
+from ditto_compat.connectivity.model import Connection
+from ditto_compat.connectivity.monitor import ConnectionMonitor
+from ditto_compat.connectivity.running import RunningConnection
+from ditto_compat.connectivity.runtime import ConnectionRuntime
+from ditto_compat.service.dispatcher import utc_now
+from ditto_compat.service.hub import EventHub
+from ditto_compat.service.messages import MessageRouter
+from ditto_compat.service.signals import SignalHandler
+
+
+def create_runtime(
+    connection: Connection,
+    monitor: ConnectionMonitor,
+    *,
+    signals: SignalHandler,
+    hub: EventHub,
+    messages: MessageRouter,
+) -> ConnectionRuntime:
+    """A runtime for ``connection``, unopened; raises a DittoError for a type without a client."""
+    return RunningConnection(
+        connection,
+        monitor,
+        client=create_client(connection),
+        signals=signals,
+        hub=hub,
+        messages=messages,
+        clock=utc_now,
+    )

@@ -1,0 +1,146 @@
+"""An MQTT connection end to end: a device publishes Ditto Protocol telemetry on its own topic (enforced: a
+device can only change its own twin), twin events are published to an MQTT topic per Thing, and a change of a
+desired property is pushed to the device's topic. Real server process, real Mosquitto, connection created
+through the HTTP API."""
+
+from __future__ import annotations
+
+import json
+import queue
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.brokers.mqtt import Mosquitto
+from tests.system.conftest import ServerFactory
+from tests.system.realtime import ALICE
+from tests.system.test_connections_kafka import DEADLINE_S, DEVOPS, create_connection, wait_until
+
+Received = queue.Queue[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def watcher(mosquitto: Mosquitto) -> Iterator[tuple[mqtt.Client, Received]]:
+    """A plain MQTT client (like a dashboard or the device) collecting what is published."""
+    received: Received = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"watcher-{uuid.uuid4().hex[:6]}")
+    client.on_message = lambda _c, _u, msg: received.put((msg.topic, json.loads(msg.payload)))
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    yield client, received
+    client.loop_stop()
+    client.disconnect()
+
+
+def next_message(received: Received, topic_prefix: str) -> dict[str, Any]:
+    while True:
+        topic, body = received.get(timeout=DEADLINE_S)
+        if topic.startswith(topic_prefix):
+            return body
+
+
+def modify(thing_id: str, path: str, value: Any) -> bytes:
+    namespace, name = thing_id.split(":")
+    envelope = {
+        "topic": f"{namespace}/{name}/things/twin/commands/modify",
+        "headers": {"correlation-id": uuid.uuid4().hex},
+        "path": path,
+        "value": value,
+    }
+    return json.dumps(envelope).encode()
+
+
+async def test_device_telemetry_twin_events_and_desired_properties(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    watcher: tuple[mqtt.Client, Received],
+) -> None:
+    users = tmp_path / "users.htpasswd"
+    users.write_text("alice:{PLAIN}alice-pw\n")
+    server = server_factory(args=["--htpasswd", str(users)])
+    client, received = watcher
+    run = uuid.uuid4().hex[:6]
+    thing_id, other_id = f"org.example:thermostat-{run}", f"org.example:other-{run}"
+    name = thing_id.split(":")[1]
+    definition = {
+        "connectionType": "mqtt",
+        "connectionStatus": "open",
+        "uri": mosquitto.uri,
+        "sources": [
+            {
+                "addresses": [f"devices-{run}/+/telemetry"],
+                "authorizationContext": ["nginx:alice"],
+                "qos": 1,
+                # a device may only change the Thing named like its topic
+                "enforcement": {
+                    "input": "{{ source:address }}",
+                    "filters": [f"devices-{run}/{{{{ thing:name }}}}/telemetry"],
+                },
+            }
+        ],
+        "targets": [
+            {
+                "address": f"twins-{run}/{{{{ thing:id }}}}/events",
+                "topics": ["_/_/things/twin/events"],
+                "authorizationContext": ["nginx:alice"],
+                "qos": 1,
+            },
+            {
+                "address": f"devices-{run}/{{{{ thing:name }}}}/desired",
+                "topics": ["_/_/things/twin/events?filter=exists(features/thermostat/desiredProperties)"],
+                "authorizationContext": ["nginx:alice"],
+                "qos": 1,
+            },
+        ],
+    }
+    client.subscribe([(f"twins-{run}/#", 1), (f"devices-{run}/+/desired", 1)])
+    async with httpx.AsyncClient(base_url=server.base_url, headers=ALICE, timeout=30) as http:
+        for tid in (thing_id, other_id):
+            body = {"features": {"thermostat": {"properties": {"temperature": 19.0}}}}
+            assert (await http.put(f"/api/2/things/{tid}", json=body)).is_success
+        connection_id = await create_connection(http, definition)
+
+        # telemetry from the device reaches its twin, and the twin event goes out
+        client.publish(
+            f"devices-{run}/{name}/telemetry",
+            modify(thing_id, "/features/thermostat/properties/temperature", 21.5),
+            qos=1,
+        ).wait_for_publish(DEADLINE_S)
+
+        async def applied() -> bool:
+            r = await http.get(f"/api/2/things/{thing_id}/features/thermostat/properties/temperature")
+            return r.status_code == 200 and r.json() == 21.5
+
+        await wait_until(applied, "the telemetry to reach the twin")
+        event = next_message(received, f"twins-{run}/{thing_id}/events")
+        assert event["topic"].endswith("/things/twin/events/modified")
+        assert event["path"] == "/features/thermostat/properties/temperature"
+        assert event["value"] == 21.5
+
+        # the same device cannot write another Thing: enforcement refuses and logs it
+        client.publish(
+            f"devices-{run}/{name}/telemetry",
+            modify(other_id, "/features/thermostat/properties/temperature", 99.0),
+            qos=1,
+        ).wait_for_publish(DEADLINE_S)
+
+        async def refused_logged() -> bool:
+            r = await http.get(f"/api/2/connections/{connection_id}/logs", auth=DEVOPS)
+            return "enforcement" in r.text
+
+        await wait_until(refused_logged, "the refused message to be logged")
+        r = await http.get(f"/api/2/things/{other_id}/features/thermostat/properties/temperature")
+        assert r.json() == 19.0
+
+        # a desired set-point goes to the device's topic
+        r = await http.put(f"/api/2/things/{thing_id}/features/thermostat/desiredProperties/target", json=23)
+        assert r.status_code == 201
+        desired = next_message(received, f"devices-{run}/{name}/desired")
+        assert desired["path"] == "/features/thermostat/desiredProperties/target"
+        assert desired["value"] == 23

@@ -138,7 +138,8 @@ class InboundPipeline:
     async def handle(self, messages: Sequence[ExternalMessage]) -> None:
         """Apply a batch of one source's messages; returns when their changes are durable."""
         started = time.perf_counter()
-        await self._apply_batch(messages)
+        with self._signals.batch():
+            await self._apply_batch(messages)
         self._monitor.batch(time.perf_counter() - started, len(messages))
 
     async def _apply_batch(self, messages: Sequence[ExternalMessage]) -> None:

@@ -53,6 +53,11 @@ class EntityWrite:
     event: dict[str, Any]
     # for policies: their new search index, written in the same atomic step
     readers: PolicyReaders | None = None
+    # for things: the document the caller read at ``expected_revision`` (``previous_known``), which the
+    # compare-and-set guarantees is the stored one when the write hits; lets a store update its search index
+    # from the difference without reading the old document back
+    previous_doc: dict[str, Any] | None = None
+    previous_known: bool = False
 
 
 @dataclass(frozen=True, slots=True)

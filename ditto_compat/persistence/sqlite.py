@@ -270,6 +270,9 @@ class _PreparedWrite:
     index: IndexEntries | None = None
     # policies: the new search index of the policy (None: unchanged, unless deleted)
     readers: PolicyReaders | None = None
+    # things updated from a known previous document: the index rows to delete and to upsert, computed by the
+    # caller (None: the writer diffs against the stored JSON)
+    index_delta: tuple[list[tuple[Pointer, Any]], IndexEntries] | None = None
 
 
 @dataclass(slots=True)
@@ -331,6 +334,11 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
             else None
         ),
         readers=readers if write.collection == "policies" else None,
+        index_delta=(
+            index_changes(write.previous_doc, state.doc)
+            if is_thing and write.expected_revision != 0 and write.previous_known
+            else None
+        ),
     )
 
 
@@ -867,7 +875,7 @@ class SqliteStore:
     def _apply_single(self, conn: sqlite3.Connection, w: _PreparedWrite) -> BaseException | None:
         previous: str | None = None
         try:
-            if w.collection == "things" and w.expected_revision != 0:
+            if w.collection == "things" and w.expected_revision != 0 and w.index_delta is None:
                 row = conn.execute(_SELECT_DOC, (w.entity_id,)).fetchone()
                 previous = row[0] if row is not None else None
             written = self._write_state(conn, w, search=False)
@@ -918,7 +926,7 @@ class SqliteStore:
         previous: str | None = None
         if w.collection == "things":
             values = (*values, w.policy_id)
-            if w.expected_revision != 0 and search:
+            if w.expected_revision != 0 and search and w.index_delta is None:
                 # the rows to replace are those of the stored JSON (read before it is overwritten)
                 row = conn.execute(_SELECT_DOC, (w.entity_id,)).fetchone()
                 previous = row[0] if row is not None else None
@@ -943,6 +951,8 @@ class SqliteStore:
             if w.expected_revision == 0:
                 removed: list[tuple[Pointer, Any]] = []
                 changed = w.index or {}
+            elif w.index_delta is not None:
+                removed, changed = w.index_delta
             else:
                 # both from the JSON text: the caller's dict may change once commit() was cancelled
                 before = orjson.loads(previous) if previous is not None else None

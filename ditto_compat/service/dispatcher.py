@@ -49,6 +49,7 @@ from ditto_compat.rql.evaluator import evaluate
 from ditto_compat.rql.fields import searchable_document
 from ditto_compat.service.enforcement import EnforcerCache
 from ditto_compat.service.locks import MAX_CAS_ATTEMPTS, KeyedLocks
+from ditto_compat.service.state_cache import DEFAULT_ENTRIES, StateCache
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,18 @@ def utc_now() -> str:
 
 class Dispatcher:
     def __init__(
-        self, store: Store, *, enforcers: EnforcerCache | None = None, clock: Callable[[], str] = utc_now
+        self,
+        store: Store,
+        *,
+        enforcers: EnforcerCache | None = None,
+        clock: Callable[[], str] = utc_now,
+        state_cache_size: int = DEFAULT_ENTRIES,
     ) -> None:
         self.store = store
         self.enforcers = enforcers or EnforcerCache(store)
         self._clock = clock
         self._locks = KeyedLocks()
+        self.states = StateCache(state_cache_size)
         self._listeners: list[EventListener] = []
 
     def subscribe(self, listener: EventListener) -> None:
@@ -178,19 +185,28 @@ class Dispatcher:
     async def _modify(
         self, cmd: ThingCommand, auth: AuthContext, event_headers: Mapping[str, str]
     ) -> Outcome:
-        for _attempt in range(MAX_CAS_ATTEMPTS):
-            state = await self.store.get("things", cmd.thing_id)
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            # the cached state first; after a missed compare-and-set, the store's
+            state = self.states.get(cmd.thing_id) if attempt == 0 else None
+            if state is None:
+                state = await self.store.get("things", cmd.thing_id)
             outcome, writes = await self._decide(cmd, auth, state)
             if not writes:
                 return outcome
             try:
                 await self.store.commit(writes)
             except RevisionConflict:
+                self.states.discard(cmd.thing_id)
                 log.debug("revision conflict on %s, retrying", cmd.thing_id)
                 continue
+            except BaseException:
+                # not known whether it was applied (e.g. MongoDB unreachable mid-commit): read it back next time
+                self.states.discard(cmd.thing_id)
+                raise
+            new_state = next(w.state for w in writes if w.collection == "things")
+            self.states.put(new_state)
             if outcome.event is not None:
                 # still under the Thing's lock: subscribers see each Thing's events in revision order
-                new_state = next(w.state for w in writes if w.collection == "things")
                 self._publish(
                     ThingChange(
                         outcome.event,
@@ -282,7 +298,14 @@ class Dispatcher:
         event = outcome.event
         created = now if state is None or state.doc is None else state.created
         new_state = EntityState(event.thing_id, event.revision, outcome.new_doc, created, now)
-        return EntityWrite("things", state.revision if state is not None else 0, new_state, event.to_json())
+        return EntityWrite(
+            "things",
+            state.revision if state is not None else 0,
+            new_state,
+            event.to_json(),
+            previous_doc=state.doc if state is not None else None,
+            previous_known=state is not None,
+        )
 
     # ------------------------------------------------------------------------------------------ creation
     async def _create(

@@ -2,12 +2,16 @@
 
 Each request re-reads the revision of the policy (and of its imports) — a point read — and compiles a new
 enforcer only when one of them changed, so a policy change takes effect for the very next request, also when
-another process changed the policy.
+another process changed the policy. A batch of commands that arrived together (a Kafka fetch) is one
+"request" in this sense: inside :meth:`EnforcerCache.snapshot` each policy is read once.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +23,12 @@ from ditto_compat.domain.search_index import search_readers
 from ditto_compat.persistence.ports import PolicyReaders, Store
 
 MAX_IMPORT_DEPTH = 10
+
+# The enforcers looked up inside the current snapshot (None: outside any), by (policy id, namespace). A
+# context variable, so that the tasks a batch spreads over share it and nothing else does.
+_snapshot: ContextVar[dict[tuple[str, str | None], Enforcer | None] | None] = ContextVar(
+    "enforcer_snapshot", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +53,27 @@ class EnforcerCache:
         state = await self._store.get("policies", policy_id)
         return state if state is not None and state.doc is not None else None
 
+    @staticmethod
+    @contextmanager
+    def snapshot() -> Iterator[None]:
+        """Within it (and the tasks started within it), each policy's enforcer is looked up once."""
+        token = _snapshot.set({})
+        try:
+            yield
+        finally:
+            _snapshot.reset(token)
+
     async def enforcer(self, policy_id: str, namespace: str | None) -> Enforcer | None:
         """The enforcer of a live policy for entities in ``namespace``; ``None`` when the policy is missing."""
+        memo = _snapshot.get()
+        key = (policy_id, namespace)
+        if memo is not None and key in memo:
+            return memo[key]
         state = await self.policy(policy_id)
-        if state is None:
-            return None
-        return await self.enforcer_of(state, namespace)
+        enforcer = None if state is None else await self.enforcer_of(state, namespace)
+        if memo is not None:
+            memo[key] = enforcer
+        return enforcer
 
     async def enforcer_of(self, state: EntityState, namespace: str | None) -> Enforcer:
         """The enforcer of a stored policy state."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ditto_compat.domain.auth import AuthContext
@@ -61,6 +62,10 @@ class SignalHandler:
         self._acks = acks
         self._messages = messages
         self._background: set[asyncio.Task[Any]] = set()
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Messages handled within it arrived together: each policy is read once for all of them."""
+        return self._dispatcher.enforcers.snapshot()
 
     async def handle(self, envelope: Envelope, auth: AuthContext) -> Envelope | None:
         topic = envelope.topic

@@ -481,7 +481,12 @@ class SqliteStore:
             if self._writer is None or not self._writer.is_alive():
                 return {**down, "reason": "writer thread is not running"}
             self._reader.execute("SELECT 1 FROM things LIMIT 1").fetchall()
-            return {"status": "UP", "backend": self.name, "path": self.path}
+            return {
+                "status": "UP",
+                "backend": self.name,
+                "path": self.path,
+                "groupCommit": self.group_commit_stats,
+            }
         except Exception as exc:  # health must describe any failure, not raise it
             return {**down, "reason": f"{type(exc).__name__}: {exc}"}
 

@@ -124,7 +124,13 @@ async def test_health_reports_the_path(sqlite_path: str) -> None:
     assert (await store.health())["status"] == "DOWN"
     await store.open()
     try:
-        assert await store.health() == {"status": "UP", "backend": "sqlite", "path": sqlite_path}
+        health = await store.health()
+        assert health == {
+            "status": "UP",
+            "backend": "sqlite",
+            "path": sqlite_path,
+            "groupCommit": {"rounds": 0, "commits": 0, "largest_round": 0},
+        }
     finally:
         await store.close()
 

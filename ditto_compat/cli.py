@@ -42,6 +42,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server")
+    # imported here: ``serve`` should not load the client side, nor the client side the server
+    from ditto_compat.client.commands import register as register_management
+    from ditto_compat.seeding.commands import register as register_seeding
+
+    register_management(sub)
+    register_seeding(sub)
     defaults = Settings()
 
     def opt(name: str, default: object, help_text: str, kind: Callable[[str], object] = str) -> None:
@@ -130,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(os.environ).parse_args(argv)
     if args.command == "serve":
         serve(settings_from_args(args))
-    return 0
+        return 0
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
 
 
 if __name__ == "__main__":

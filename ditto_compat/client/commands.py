@@ -1,0 +1,9 @@
+"""``ditto-compat things|policies|connections ...``: registered on the CLI's sub-command parser."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the management sub-commands; each sets ``handler`` (args -> exit code) as its default."""

@@ -42,7 +42,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server")
-    # imported here: ``serve`` should not load the client side, nor the client side the server
+    # the client-side commands live in their own packages; their modules import their libraries lazily
     from ditto_compat.client.commands import register as register_management
     from ditto_compat.seeding.commands import register as register_seeding
 

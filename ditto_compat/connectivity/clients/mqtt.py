@@ -116,7 +116,7 @@ class MqttClient:
         self._connack: asyncio.Future[str | None] | None = None
         self._suback: asyncio.Future[str | None] | None = None
         # Reentrant: without a network thread paho may call on_publish from inside publish().
-        self._publish_lock = threading.RLock()
+        # touched on the event loop only (publish, close, _acknowledged)
         self._puback_waiters: dict[int, asyncio.Future[str | None]] = {}
         self.dropped_count = (
             0  # QoS 0 messages set aside after a failed batch (at most once: not redelivered)
@@ -174,21 +174,22 @@ class MqttClient:
         retain = (message.header("mqtt.retain") or "").strip().lower() == "true"
         properties = self._publish_properties(message) if self._v5 else None
         payload = message.bytes_payload or b""
-        with self._publish_lock:
-            try:
-                info = client.publish(topic, payload, qos, retain, properties)
-            except ValueError as exc:
-                raise PublishFailed(f"cannot publish to MQTT topic {topic!r}: {exc}") from exc
-            # Not connected: paho keeps QoS >= 1 messages and sends them after the reconnect.
-            accepted = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
-                qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
-            )
-            if not accepted:
-                raise PublishFailed(f"cannot publish to MQTT topic {topic!r}: {paho.error_string(info.rc)}")
-            if qos == 0:
-                return
-            waiter: asyncio.Future[str | None] = self._loop.create_future()
-            self._puback_waiters[info.mid] = waiter
+        # The waiter is registered right after paho accepted the message, before any await: the broker's
+        # acknowledgement is handled on this loop (see _on_publish), so it can never be looked up before.
+        try:
+            info = client.publish(topic, payload, qos, retain, properties)
+        except ValueError as exc:
+            raise PublishFailed(f"cannot publish to MQTT topic {topic!r}: {exc}") from exc
+        # Not connected: paho keeps QoS >= 1 messages and sends them after the reconnect.
+        accepted = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
+        )
+        if not accepted:
+            raise PublishFailed(f"cannot publish to MQTT topic {topic!r}: {paho.error_string(info.rc)}")
+        if qos == 0:
+            return
+        waiter: asyncio.Future[str | None] = self._loop.create_future()
+        self._puback_waiters[info.mid] = waiter
         try:
             refusal = await asyncio.wait_for(waiter, PUBLISH_TIMEOUT_S)
         except TimeoutError:
@@ -196,9 +197,8 @@ class MqttClient:
                 f"no acknowledgement for MQTT topic {topic!r} within {PUBLISH_TIMEOUT_S:g}s"
             ) from None
         finally:
-            with self._publish_lock:
-                if self._puback_waiters.get(info.mid) is waiter:
-                    del self._puback_waiters[info.mid]
+            if self._puback_waiters.get(info.mid) is waiter:
+                del self._puback_waiters[info.mid]
         if refusal is not None:
             raise PublishFailed(f"MQTT topic {topic!r}: {refusal}")
 
@@ -222,8 +222,7 @@ class MqttClient:
         client, self._paho = self._paho, None
         if client is not None:
             await asyncio.to_thread(_stop_network, client)
-        with self._publish_lock:
-            waiters, self._puback_waiters = self._puback_waiters, {}
+        waiters, self._puback_waiters = self._puback_waiters, {}
         for waiter in waiters.values():
             _settle(waiter, "the MQTT client was closed before the broker acknowledged the message")
         self._status.set("closed")
@@ -431,12 +430,18 @@ class MqttClient:
         reason_code: ReasonCode,
         _props: Properties | None,
     ) -> None:
-        with self._publish_lock:
-            waiter = self._puback_waiters.pop(mid, None)
-        if waiter is None or self._loop is None:
+        # paho's network thread, holding paho's outgoing-message lock: take no lock of ours here (publish()
+        # holds the loop thread while paho takes that same lock), just hand the acknowledgement to the loop.
+        if self._loop is None:
             return
         refusal = f"broker refused the message: {reason_code}" if reason_code.is_failure else None
-        _call_soon(self._loop, _settle, waiter, refusal)
+        _call_soon(self._loop, self._acknowledged, mid, refusal)
+
+    def _acknowledged(self, mid: int, refusal: str | None) -> None:
+        """On the loop: the broker acknowledged (or refused) the message ``mid``."""
+        waiter = self._puback_waiters.pop(mid, None)
+        if waiter is not None:
+            _settle(waiter, refusal)
 
     def _settle_threadsafe(self, future: asyncio.Future[str | None] | None, value: str | None) -> None:
         if future is not None and self._loop is not None:

@@ -28,7 +28,7 @@ from ditto_compat.api.http import (
     read_body,
     request_uri,
 )
-from ditto_compat.connectivity.errors import ConnectionIdNotSettable
+from ditto_compat.connectivity.errors import ConnectionIdNotSettable, ConnectionNotAccessible
 from ditto_compat.connectivity.manager import ConnectionManager
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.errors import JsonInvalid, MethodNotAllowed, ResourceNotFound
@@ -99,7 +99,12 @@ async def connections_endpoint(request: Request) -> Response:
             body = await _json_object(request)
             if "id" in body and body["id"] != connection_id:
                 raise ConnectionIdNotSettable()
-            await manager.modify(connection_id, body)
+            try:
+                await manager.modify(connection_id, body)
+            except ConnectionNotAccessible:
+                # Ditto's PUT creates a connection under the given id when there is none ("create or update")
+                state = await manager.create(body, connection_id)
+                return json_response(201, _render(state, None), {**headers, "location": request_uri(request)})
             return Response(status_code=204, headers=headers)
         if method == "DELETE":
             await manager.delete(connection_id)

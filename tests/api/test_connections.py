@@ -154,8 +154,13 @@ async def test_errors_are_dittos(devops: httpx.AsyncClient, server: LineServer) 
     assert (await devops.post(BASE, json=bad_filter)).status_code == 400
     not_json = await devops.post(BASE, content=b"{", headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400 and not_json.json()["error"] == "json.invalid"
-    absent = await devops.put(f"{BASE}/never-created", json=definition(server.port))
-    assert absent.status_code == 404 and absent.json()["error"] == "connectivity:connection.notfound"
+    # PUT under a new id creates the connection there (Ditto's "create or update")
+    chosen = await devops.put(f"{BASE}/chosen-id", json=definition(server.port, "closed"))
+    assert chosen.status_code == 201 and chosen.json()["id"] == "chosen-id"
+    assert chosen.headers["location"].endswith("/api/2/connections/chosen-id")
+    assert (await devops.put(f"{BASE}/chosen-id", json=definition(server.port, "closed"))).status_code == 204
+    invalid_id = await devops.put(f"{BASE}/has%20space", json=definition(server.port, "closed"))
+    assert invalid_id.status_code == 400
     bad_id = await devops.get(f"{BASE}/has%20space")
     assert bad_id.status_code == 400 and bad_id.json()["error"] == "connectivity:connection.id.invalid"
     created = (await devops.post(BASE, json=definition(server.port, "closed"))).json()

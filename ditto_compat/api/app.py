@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -20,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from ditto_compat.api.connections import connections_endpoint
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response
+from ditto_compat.api.metrics import RequestMetricsMiddleware, metrics_endpoint
 from ditto_compat.api.policies import policies_endpoint
 from ditto_compat.api.search import count_things, search_things
 from ditto_compat.api.status import check_permissions_endpoint, health, whoami
@@ -122,6 +124,7 @@ def create_app(
 
     routes = [
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/api/2/whoami", whoami, methods=["GET"]),
         Route("/api/2/checkPermissions", check_permissions_endpoint, methods=["POST"]),
         Route("/api/2/things", things_endpoint, methods=ALL_METHODS),
@@ -134,6 +137,11 @@ def create_app(
         Route("/api/2/connections/{rest:path}", connections_endpoint, methods=ALL_METHODS),
         WebSocketRoute("/ws/2", ws_endpoint),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_found})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _not_found},
+        middleware=[Middleware(RequestMetricsMiddleware, metrics=ctx.http_metrics)],
+    )
     app.state.ctx = ctx
     return app

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from ditto_compat.auth.authenticator import Authenticator
 from ditto_compat.connectivity.manager import ConnectionManager
@@ -11,6 +12,7 @@ from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.dispatcher import Dispatcher
 from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
+from ditto_compat.service.metrics import LiveCounts, RequestMetrics
 from ditto_compat.service.policies import PolicyService
 from ditto_compat.service.search import SearchService
 from ditto_compat.settings import Settings
@@ -30,3 +32,7 @@ class AppContext:
     # /api/2/connections; started after the store opened, stopped before it closes
     connections: ConnectionManager
     ready: bool = False
+    # /metrics: what the request middleware records, the cached entity counts, the time the server started
+    http_metrics: RequestMetrics = field(default_factory=RequestMetrics)
+    live_counts: LiveCounts = field(default_factory=LiveCounts)
+    started_at: float = field(default_factory=time.time)

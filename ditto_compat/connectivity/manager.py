@@ -229,6 +229,11 @@ class ConnectionManager:
     def metrics(self, connection_id: str) -> dict[str, Any]:
         return self._entry(connection_id).monitor.metrics_json()
 
+    def monitor(self, connection_id: str) -> ConnectionMonitor | None:
+        """The counters and logs of a registered connection (None: no such connection)."""
+        entry = self._entries.get(connection_id)
+        return entry.monitor if entry is not None else None
+
     def logs(self, connection_id: str) -> dict[str, Any]:
         return self._entry(connection_id).monitor.logs_json()
 

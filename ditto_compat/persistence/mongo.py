@@ -338,6 +338,14 @@ class MongoStore:
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
 
+    async def count_live(self, collection: Collection) -> int:
+        """The number of live (not deleted) entities. ``deleted: False`` literally, as the partial index
+        ``live_ns`` requires, so that the server can count over that index rather than the documents."""
+        try:
+            return await self._coll(collection).count_documents({"deleted": False})
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
+
     async def importers(self, policy_id: str) -> list[str]:
         """Ids of the live policies whose ``imports`` name ``policy_id`` (directly), in id order."""
         query = {"deleted": False, f"doc.imports.{escape_key(policy_id)}": {"$exists": True}}

@@ -115,6 +115,10 @@ class Store(Protocol):
         given namespaces (the part of the id before the first ``:``)."""
         ...
 
+    async def count_live(self, collection: Collection) -> int:
+        """The number of live (not deleted) entities of the collection; for metrics, so callers cache it."""
+        ...
+
     async def commit(self, writes: Sequence[EntityWrite]) -> None:
         """Apply all writes atomically (all or none) and durably; :class:`RevisionConflict` if any
         ``expected_revision`` does not match."""

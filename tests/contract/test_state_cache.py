@@ -43,3 +43,13 @@ def test_the_cache_keeps_the_most_recently_used_states() -> None:
     assert cache.get("a") is not None and cache.get("c") is not None
     cache.discard("a")
     assert cache.get("a") is None and len(cache) == 1
+
+
+async def test_live_entities_are_counted_by_the_store(store: Store) -> None:
+    """``count_live`` (for /metrics) counts what exists, not tombstones."""
+    dispatcher = Dispatcher(store)
+    for name in ("a", "b", "c"):
+        await dispatcher.handle(ThingCommand("create", f"org.count:{name}", (), {}), ALICE)
+    await dispatcher.handle(ThingCommand("delete", "org.count:b"), ALICE)
+    assert await store.count_live("things") == 2
+    assert await store.count_live("policies") == 3  # each thing got its own default policy

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from ditto_compat.cli_arguments import non_negative_int, positive_int
 from ditto_compat.settings import Settings
 
 ENV_PREFIX = "DITTO_COMPAT_"
@@ -20,20 +21,6 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
 
 def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -78,13 +65,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "journal-retention",
         defaults.journal_retention,
         "journal entries kept per Thing/Policy for history (at-historical-*); 0 keeps all",
-        _non_negative,
+        non_negative_int,
     )
     opt(
         "event-queue-size",
         defaults.event_queue_size,
         "events waiting per WebSocket or SSE subscriber; one that falls further behind is told and closed",
-        _positive,
+        positive_int,
     )
     serve.add_argument(
         "--pre-authenticated",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import IO
 from urllib.parse import urlsplit
 
+from ditto_compat.cli_arguments import positive_float
 from ditto_compat.client.api import DittoApi, DittoApiError, Endpoint, ServerUnreachable
 from ditto_compat.client.output import (
     EXIT_DITTO_ERROR,
@@ -41,16 +42,6 @@ EXIT_INTERRUPTED = 130
 Action = Callable[[DittoApi, argparse.Namespace, str], Result]
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
 def common_options(*, devops: bool) -> argparse.ArgumentParser:
     """A parent parser with ``--url``, the credentials (the devops user's for connections), ``--output``."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -66,7 +57,7 @@ def common_options(*, devops: bool) -> argparse.ArgumentParser:
         group.add_argument("--password", help="password (env DITTO_PASSWORD)")
     group.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT_S,
         help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT_S:g})",
     )

@@ -12,29 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ditto_compat.cli_arguments import positive_float, positive_int
 from ditto_compat.seeding.catalog import DEFAULT_VIEWER, SEEDS_DIR_ENV
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +23,7 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="user (env DITTO_USER, default ditto)")
     parser.add_argument("--password", help="password (env DITTO_PASSWORD, default ditto)")
     parser.add_argument(
-        "--timeout", type=_positive_float, default=30.0, help="seconds per request (default 30)"
+        "--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)"
     )
     parser.add_argument(
         "--seeds-dir", type=Path, help=f"directory of the seed files (env {SEEDS_DIR_ENV}, default: seeds/)"
@@ -72,10 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"read-only example subject (default {DEFAULT_VIEWER})",
     )
     seed.add_argument("--reset", action="store_true", help="also reset feature properties to the seed values")
-    seed.add_argument("--concurrency", type=_positive_int, default=16, help="requests at a time (default 16)")
+    seed.add_argument("--concurrency", type=positive_int, default=16, help="requests at a time (default 16)")
     seed.add_argument(
         "--wait",
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
         help="wait up to SECONDS for the server's /health first",
     )
@@ -93,11 +74,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--via", choices=("http", "mqtt", "kafka"), default="http", help="transport (default http)"
     )
     simulate.add_argument(
-        "--rate", type=_positive_float, default=10.0, help="messages per second (default 10)"
+        "--rate", type=positive_float, default=10.0, help="messages per second (default 10)"
     )
     limit = simulate.add_mutually_exclusive_group()
-    limit.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after SECONDS")
-    limit.add_argument("--count", type=_positive_int, help="stop after this many messages")
+    limit.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after SECONDS")
+    limit.add_argument("--count", type=positive_int, help="stop after this many messages")
     simulate.add_argument(
         "--broker", default="tcp://127.0.0.1:1883", help="MQTT broker, as the server reaches it (and we do)"
     )
@@ -111,12 +92,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--devops-password", help="devops password (env DITTO_DEVOPS_PASSWORD, default foobar)"
     )
     simulate.add_argument(
-        "--speedup", type=_positive_float, default=1.0, help="simulated seconds per real second (default 1)"
+        "--speedup", type=positive_float, default=1.0, help="simulated seconds per real second (default 1)"
     )
     simulate.add_argument("--seed", type=int, help="random seed, for a reproducible run")
     simulate.add_argument(
         "--connection-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         help="seconds to wait for the connection to open (default 60)",
     )

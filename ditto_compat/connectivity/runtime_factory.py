@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ditto_compat.connectivity.clients import create_client
+from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection
 from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.running import RunningConnection
@@ -24,10 +25,24 @@ def create_runtime(
     messages: MessageRouter,
 ) -> ConnectionRuntime:
     """A runtime for ``connection``, unopened; raises a DittoError for a type without a client."""
+
+    def expired(message: ExternalMessage) -> None:
+        # never applied, so it must be visible as dropped: counted and logged like a refused message
+        monitor.record("inbound", "dropped", True, message.address)
+        monitor.log(
+            "source",
+            "dropped",
+            "failure",
+            "The message expired (creation-time + ttl) before it could be applied.",
+            timestamp=utc_now(),
+            address=message.address,
+            correlation_id=message.header("correlation-id"),
+        )
+
     return RunningConnection(
         connection,
         monitor,
-        client=create_client(connection),
+        client=create_client(connection, on_expired=expired),
         signals=signals,
         hub=hub,
         messages=messages,

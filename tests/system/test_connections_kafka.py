@@ -132,6 +132,12 @@ async def test_telemetry_updates_twins_and_twin_events_flow_out(
                 "unit": "°C",
                 "timestamp": "2026-12-02T10:00:00Z",
             }
+            # an expired reading (creation-time + ttl in the past) is dropped, and says so in the logs
+            expired = {**reading, "value": -99.0}
+            stale = [("creation-time", b"1000"), ("ttl", b"1000"), ("correlation-id", b"stale-reading")]
+            await producer.send_and_wait(
+                topic, json.dumps(expired).encode(), key=b"device-001", headers=stale
+            )
             await producer.send_and_wait(topic, json.dumps(reading).encode(), key=b"device-001")
         finally:
             await producer.stop()
@@ -161,8 +167,9 @@ async def test_telemetry_updates_twins_and_twin_events_flow_out(
         assert event["path"] == "/features/temperature/properties"
         assert event["value"]["value"] == 25.5
 
-        metrics = await http.get("/api/2/connections", auth=DEVOPS)
-        assert metrics.status_code == 200
+        logs = (await http.get(f"/api/2/connections/{connection_id}/logs", auth=DEVOPS)).json()
+        dropped = [e for e in logs["connectionLogs"] if e.get("correlationId") == "stale-reading"]
+        assert dropped and dropped[0]["level"] == "failure" and "expired" in dropped[0]["message"]
 
 
 async def test_a_killed_server_loses_no_acknowledged_message(

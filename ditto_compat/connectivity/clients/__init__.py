@@ -5,14 +5,20 @@ Broker libraries are imported only when a connection of their type is opened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ditto_compat.connectivity.clients.base import ClientAdapter
 from ditto_compat.connectivity.errors import ConnectionTypeUnsupported
+from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection
 
 
-def create_client(connection: Connection) -> ClientAdapter:
+def create_client(
+    connection: Connection, *, on_expired: Callable[[ExternalMessage], None] | None = None
+) -> ClientAdapter:
     """The adapter for ``connection.connection_type``; raises :class:`ConnectionTypeUnsupported` for a type this
-    server accepts in a definition but cannot open (``amqp-10``, ``hono``)."""
+    server accepts in a definition but cannot open (``amqp-10``, ``hono``). ``on_expired`` hears of the
+    messages a source drops unapplied because they expired (Kafka's ``creation-time`` + ``ttl``)."""
     kind = connection.connection_type
     if kind in ("mqtt", "mqtt-5"):
         from ditto_compat.connectivity.clients.mqtt import MqttClient
@@ -29,5 +35,5 @@ def create_client(connection: Connection) -> ClientAdapter:
     if kind == "kafka":
         from ditto_compat.connectivity.clients.kafka import KafkaClient
 
-        return KafkaClient(connection)
+        return KafkaClient(connection, on_expired=on_expired)
     raise ConnectionTypeUnsupported.of(kind)

@@ -134,6 +134,7 @@ class InboundPipeline:
         self._monitor = monitor
         self._publish_reply = publish_reply
         self._clock = clock
+        self._replies: set[asyncio.Task[None]] = set()
 
     async def handle(self, messages: Sequence[ExternalMessage]) -> None:
         """Apply a batch of one source's messages; returns when their changes are durable."""
@@ -275,7 +276,14 @@ class InboundPipeline:
     ) -> None:
         if route.reply is not None:
             task = asyncio.get_running_loop().create_task(self._reply(route, message, envelope, answer))
-            task.add_done_callback(_consume)
+            # held until done: the loop keeps only a weak reference to a task
+            self._replies.add(task)
+            task.add_done_callback(self._reply_done)
+
+    def _reply_done(self, task: asyncio.Task[None]) -> None:
+        self._replies.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reply failed", exc_info=task.exception())
 
     async def _reply(
         self, route: SourceRoute, message: ExternalMessage, command: Envelope, answer: Envelope
@@ -355,8 +363,3 @@ def _reply_headers(command: Envelope) -> dict[str, Any]:
 
 def _with_headers(envelope: Envelope, headers: dict[str, Any]) -> Envelope:
     return replace(envelope, headers={**envelope.headers, **headers})
-
-
-def _consume(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("reply failed", exc_info=task.exception())

@@ -61,7 +61,6 @@ from ditto_compat.protocol.things import (
     error_envelope,
     retrieve_things_response,
     thing_command,
-    thing_event,
     thing_response,
     thing_topic,
 )
@@ -76,7 +75,7 @@ from ditto_compat.service.acks import (
     persisted_acks,
 )
 from ditto_compat.service.dispatcher import utc_now
-from ditto_compat.service.hub import Delivery, Subscription, subscription_for
+from ditto_compat.service.hub import Subscription, subscription_for
 from ditto_compat.service.messages import (
     CLAIM_DEFAULT_TIMEOUT_S,
     CLAIM_MAX_TIMEOUT_S,
@@ -90,6 +89,7 @@ from ditto_compat.service.messages import (
     ThingMessage,
     message_target,
 )
+from ditto_compat.service.signal_envelopes import event_envelope, message_envelope
 
 log = logging.getLogger(__name__)
 
@@ -484,9 +484,7 @@ class WsSession:
 
     def offer_message(self, message: ThingMessage) -> bool:
         """A message for this session's client (it sent ``START-SEND-MESSAGES``)."""
-        namespace, _, name = message.thing_id.partition(":")
-        topic = Topic(namespace, name, "things", "live", "messages", message.subject)
-        frame = Envelope(topic, _protocol_headers(message.headers), message.path, message.payload)
+        frame = message_envelope(message)
         try:
             self._outbound.put_nowait(orjson.dumps(frame.to_json()).decode())
         except asyncio.QueueFull:
@@ -555,7 +553,7 @@ class WsSession:
                 return
             frame = delivery.rendered.get("ws")
             if frame is None:  # shared by the sessions that see this event alike: rendered once
-                frame = delivery.rendered["ws"] = orjson.dumps(_event_envelope(delivery).to_json()).decode()
+                frame = delivery.rendered["ws"] = orjson.dumps(event_envelope(delivery).to_json()).decode()
             correlation_id = delivery.change.headers.get("correlation-id")
             held = self._awaiting_response.get(correlation_id) if correlation_id else None
             if held is not None:
@@ -641,17 +639,6 @@ def _header_as_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _protocol_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Headers for a frame: ``requested-acks`` travels as a JSON array in the protocol (it is kept as its text
-    form alongside the command and the message)."""
-    out = dict(headers)
-    labels = out.get("requested-acks")
-    if isinstance(labels, str) and labels.startswith("["):
-        with contextlib.suppress(orjson.JSONDecodeError):
-            out["requested-acks"] = orjson.loads(labels)
-    return out
-
-
 def _set_requested_acks(headers: dict[str, Any], acks: AckRequest, value: Any) -> None:
     """The receivers of a live signal see what it effectively requests (Ditto's defaults applied)."""
     for key in [key for key in headers if key.lower() == "requested-acks"]:
@@ -708,14 +695,3 @@ def _subscription(
         channel=channel,
         queue_size=queue_size,
     )
-
-
-def _event_envelope(delivery: Delivery) -> Envelope:
-    event = delivery.change.event
-    headers = _protocol_headers(delivery.change.headers)
-    extra = delivery.extra if delivery.extra is not None else MISSING
-    return thing_event(_with_value(event, delivery.value), headers, delivery.change.channel, extra)
-
-
-def _with_value(event: ThingEvent, value: Any) -> ThingEvent:
-    return event if event.value is value else replace(event, value=value)

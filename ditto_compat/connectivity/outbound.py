@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ditto_compat.connectivity.external import ExternalMessage
@@ -25,13 +25,11 @@ from ditto_compat.connectivity.mapping.base import MessageMapper
 from ditto_compat.connectivity.model import Connection, Target, TargetTopic
 from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.placeholders import PlaceholderSource, Template, compile_template
-from ditto_compat.domain.events import ThingEvent
 from ditto_compat.errors import DittoError
-from ditto_compat.model.pointer import MISSING
-from ditto_compat.protocol.envelope import Envelope, Topic, parse_envelope
-from ditto_compat.protocol.things import thing_event
-from ditto_compat.service.hub import Delivery, EventHub, Subscription, subscription_for
+from ditto_compat.protocol.envelope import Envelope, parse_envelope
+from ditto_compat.service.hub import EventHub, Subscription, subscription_for
 from ditto_compat.service.messages import MessageRouter, ThingMessage
+from ditto_compat.service.signal_envelopes import event_envelope, message_envelope
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +69,7 @@ class _Signals:
     dropped: int = 0
 
     def offer_message(self, message: ThingMessage) -> bool:
-        namespace, _, name = message.thing_id.partition(":")
-        topic = Topic(namespace, name, "things", "live", "messages", message.subject)
-        return self._offer(Envelope(topic, dict(message.headers), message.path, message.payload))
+        return self._offer(message_envelope(message))
 
     def offer_live_command(self, frame: dict[str, Any]) -> bool:
         try:
@@ -167,7 +163,7 @@ class OutboundPipeline:
                 self._subscriptions.remove(subscription)
                 subscription = self._subscribe(route, topic)
                 continue
-            await self._send(route, _event_envelope(delivery))
+            await self._send(route, event_envelope(delivery))
 
     # ------------------------------------------------------------------------------------------ messages
     async def _pump_signals(self, route: TargetRoute, topic: TargetTopic) -> None:
@@ -226,17 +222,3 @@ class OutboundPipeline:
             correlation_id=envelope.correlation_id if envelope is not None else None,
             entity_id=envelope.topic.entity_id if envelope is not None else None,
         )
-
-
-def _event_envelope(delivery: Delivery) -> Envelope:
-    """The event as its subscribers may read it, memoised on the delivery for the targets that share it."""
-    rendered = delivery.rendered.get("envelope")
-    if isinstance(rendered, Envelope):
-        return rendered
-    event: ThingEvent = delivery.change.event
-    if event.value is not delivery.value:
-        event = replace(event, value=delivery.value)
-    extra = delivery.extra if delivery.extra is not None else MISSING
-    envelope = thing_event(event, dict(delivery.change.headers), delivery.change.channel, extra)
-    delivery.rendered["envelope"] = envelope
-    return envelope

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from bench.kafka_produce import create_topic, produce_modify_messages  # noqa: E
 
 DITTO = ("ditto", "ditto")
 DEVOPS = ("devops", "foobar")
+POLL_S = 0.2  # how often the count of applied things is read
 
 
 async def create_things(base_url: str, things: int) -> None:
@@ -86,14 +89,9 @@ def connection(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.brokers.kafka import start_tansu
-
-    per_thing, remainder = divmod(args.messages, args.things)
-    assert remainder == 0, "--messages must be a multiple of --things"
-    broker = start_tansu()
-    bootstrap = f"127.0.0.1:{broker.port}"
-    data_dir = Path(tempfile.mkdtemp(prefix="kafka-ingest-"))
+def ingestion_server(prefix: str) -> tuple[Server, Path]:
+    """``ditto-compat serve`` on a fresh SQLite data directory and a free port (not started yet)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     port = free_port()
     server = Server(
         "ditto-compat",
@@ -104,9 +102,79 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         port,
         data_dir / "server.log",
     )
+    return server, data_dir
+
+
+@dataclass
+class Ingestion:
+    """When the connection was first seen applying a batch, when every thing reached its final revision (None
+    when the timeout came first), and the highest server RSS seen meanwhile."""
+
+    first_applied_at: float | None
+    done_at: float | None
+    peak_rss_mib: float
+
+
+async def until_ingested(
+    http: httpx.AsyncClient,
+    server: Server,
+    connection_id: str,
+    *,
+    things: int,
+    final_revision: int,
+    since: float,
+    timeout_s: float,
+    poll_s: float = POLL_S,
+    check: Callable[[], None] | None = None,
+) -> Ingestion:
+    """Poll the count of things at ``final_revision`` until it is ``things`` (``check`` runs each round and
+    may raise, e.g. when a publisher failed)."""
+    first_applied_at: float | None = None
+    peak_rss = server.rss_mb()
+    while time.perf_counter() - since < timeout_s:
+        if check is not None:
+            check()
+        r = await http.get(
+            "/api/2/search/things/count", params={"filter": f"eq(_revision,{final_revision})"}, auth=DITTO
+        )
+        at_final = int(r.text)
+        if first_applied_at is None:
+            metrics = (await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)).json()
+            if metrics.get("inboundBatches"):
+                first_applied_at = time.perf_counter()
+        peak_rss = max(peak_rss, server.rss_mb())
+        if at_final == things:
+            return Ingestion(first_applied_at, time.perf_counter(), peak_rss)
+        await asyncio.sleep(poll_s)
+    return Ingestion(first_applied_at, None, peak_rss)
+
+
+async def wrong_last_values(http: httpx.AsyncClient, messages: int, things: int) -> int:
+    """Sampled things (every hundredth) whose value is not the last one produced for them."""
+    wrong = 0
+    for i in range(0, things, max(1, things // 100)):
+        value = (await http.get(f"/api/2/things/bench:thing-{i}/features/f/properties/p", auth=DITTO)).json()
+        wrong += value != messages - things + i
+    return wrong
+
+
+def messages_per_second(messages: int, ingestion: Ingestion) -> int | None:
+    if ingestion.done_at is None or ingestion.first_applied_at is None:
+        return None
+    return round(messages / (ingestion.done_at - ingestion.first_applied_at))
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.brokers.kafka import start_tansu
+
+    per_thing, remainder = divmod(args.messages, args.things)
+    assert remainder == 0, "--messages must be a multiple of --things"
+    broker = start_tansu()
+    bootstrap = f"127.0.0.1:{broker.port}"
+    server, _data_dir = ingestion_server("kafka-ingest-")
     try:
         server.start()
-        base_url = f"http://127.0.0.1:{port}"
+        base_url = f"http://127.0.0.1:{server.port}"
         started = time.perf_counter()
         await create_things(base_url, args.things)
         print(f"created {args.things} things in {time.perf_counter() - started:.1f} s", flush=True)
@@ -123,34 +191,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             r.raise_for_status()
             connection_id = r.json()["id"]
             created_at = time.perf_counter()
-            final = 1 + per_thing
-            first_applied_at: float | None = None
-            done_at: float | None = None
-            peak_rss = rss_before
-            while time.perf_counter() - created_at < args.timeout:
-                r = await http.get(
-                    "/api/2/search/things/count", params={"filter": f"eq(_revision,{final})"}, auth=DITTO
-                )
-                at_final = int(r.text)
-                if first_applied_at is None:
-                    metrics = (
-                        await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)
-                    ).json()
-                    if metrics.get("inboundBatches"):
-                        first_applied_at = time.perf_counter()
-                peak_rss = max(peak_rss, server.rss_mb())
-                if at_final == args.things:
-                    done_at = time.perf_counter()
-                    break
-                await asyncio.sleep(0.2)
+            ingestion = await until_ingested(
+                http,
+                server,
+                connection_id,
+                things=args.things,
+                final_revision=1 + per_thing,
+                since=created_at,
+                timeout_s=args.timeout,
+            )
             metrics = (await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)).json()
             # the last value of each thing is the last message produced for it
-            wrong = 0
-            for i in range(0, args.things, max(1, args.things // 100)):
-                value = (
-                    await http.get(f"/api/2/things/bench:thing-{i}/features/f/properties/p", auth=DITTO)
-                ).json()
-                wrong += value != args.messages - args.things + i
+            wrong = await wrong_last_values(http, args.messages, args.things)
         rounds = await group_commit(base_url)
         batches = metrics.get("inboundBatches", {})
         acknowledged = metrics["connectionMetrics"]["inbound"]["acknowledged"]["success"]["PT1H"]
@@ -158,20 +210,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "messages": args.messages,
             "things": args.things,
             "partitions": args.partitions,
-            "complete": done_at is not None,
+            "complete": ingestion.done_at is not None,
             "acknowledged": acknowledged,
-            "seconds_from_connection": round((done_at or time.perf_counter()) - created_at, 2),
-            "messages_per_second": (
-                round(args.messages / (done_at - first_applied_at))
-                if done_at is not None and first_applied_at is not None
-                else None
-            ),
+            "seconds_from_connection": round((ingestion.done_at or time.perf_counter()) - created_at, 2),
+            "messages_per_second": messages_per_second(args.messages, ingestion),
             "batch": batches,
             # SQLite transactions that applied the ingestion: fewer than batches means one per batch or better
             "store_transactions": rounds.get("rounds", 0) - rounds_before.get("rounds", 0),
             "last_value_wrong_of_sampled": wrong,
             "rss_mib_before": round(rss_before, 1),
-            "rss_mib_peak": round(peak_rss, 1),
+            "rss_mib_peak": round(ingestion.peak_rss_mib, 1),
             "server_cpu_seconds": round(server.cpu_seconds() - cpu_before, 1),
         }
         return result

@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,12 +47,19 @@ import orjson
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.http_put import Server, free_port  # noqa: E402
-from bench.kafka_ingest import DEVOPS, DITTO, create_things, group_commit  # noqa: E402
+from bench.kafka_ingest import (  # noqa: E402
+    DEVOPS,
+    POLL_S,
+    create_things,
+    group_commit,
+    ingestion_server,
+    messages_per_second,
+    until_ingested,
+    wrong_last_values,
+)
 
 TOPIC_FILTER = "bench/+/telemetry"
 OPEN_TIMEOUT_S = 60.0
-POLL_S = 0.2
 
 
 # ---------------------------------------------------------------------------------------------------- publisher
@@ -217,20 +223,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     broker = start_mosquitto()
     assert broker.service is not None
     broker_pid = broker.service.process.pid
-    data_dir = Path(tempfile.mkdtemp(prefix="mqtt-ingest-"))
-    port = free_port()
-    server = Server(
-        "ditto-compat",
-        [
-            *(sys.executable, "-m", "ditto_compat", "serve", "--host", "127.0.0.1", "--port", str(port)),
-            *("--data-dir", str(data_dir), "--log-level", "warning"),
-        ],
-        port,
-        data_dir / "server.log",
-    )
+    server, data_dir = ingestion_server("mqtt-ingest-")
     try:
         server.start()
-        base_url = f"http://127.0.0.1:{port}"
+        base_url = f"http://127.0.0.1:{server.port}"
         started = time.perf_counter()
         await create_things(base_url, args.things)
         print(f"created {args.things} things in {time.perf_counter() - started:.1f} s", flush=True)
@@ -258,28 +254,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 publishing = asyncio.create_task(run_publishers(args, broker.port))
 
-            final = 1 + per_thing
-            first_applied_at: float | None = None
-            done_at: float | None = None
-            peak_rss = rss_before
-            while time.perf_counter() - measured_from < args.timeout:
+            def publishers_alive() -> None:
                 if publishing is not None and publishing.done():
                     publishing.result()  # a failed publisher ends the run here
-                r = await http.get(
-                    "/api/2/search/things/count", params={"filter": f"eq(_revision,{final})"}, auth=DITTO
-                )
-                at_final = int(r.text)
-                if first_applied_at is None:
-                    metrics = (
-                        await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)
-                    ).json()
-                    if metrics.get("inboundBatches"):
-                        first_applied_at = time.perf_counter()
-                peak_rss = max(peak_rss, server.rss_mb())
-                if at_final == args.things:
-                    done_at = time.perf_counter()
-                    break
-                await asyncio.sleep(POLL_S)
+
+            ingestion = await until_ingested(
+                http,
+                server,
+                connection_id,
+                things=args.things,
+                final_revision=1 + per_thing,
+                since=measured_from,
+                timeout_s=args.timeout,
+                check=publishers_alive,
+            )
             server_cpu = server.cpu_seconds() - cpu_before
             rounds = await group_commit(base_url)
             broker_cpu = process_cpu_seconds(broker_pid) - broker_cpu_before
@@ -289,32 +277,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # in backlog mode the publishers ran before the measurement
             ours = server_cpu + broker_cpu + (publisher["cpu_seconds"] if args.mode == "live" else 0.0)
             metrics = (await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)).json()
-            wrong = 0
-            for i in range(0, args.things, max(1, args.things // 100)):
-                value = (
-                    await http.get(f"/api/2/things/bench:thing-{i}/features/f/properties/p", auth=DITTO)
-                ).json()
-                wrong += value != args.messages - args.things + i
+            wrong = await wrong_last_values(http, args.messages, args.things)
         acknowledged = metrics["connectionMetrics"]["inbound"]["acknowledged"]["success"]["PT1H"]
         return {
             "mode": args.mode,
             "messages": args.messages,
             "things": args.things,
-            "complete": done_at is not None,
+            "complete": ingestion.done_at is not None,
             "acknowledged": acknowledged,
-            "seconds_from_start": round((done_at or time.perf_counter()) - measured_from, 2),
-            "messages_per_second": (
-                round(args.messages / (done_at - first_applied_at))
-                if done_at is not None and first_applied_at is not None
-                else None
-            ),
+            "seconds_from_start": round((ingestion.done_at or time.perf_counter()) - measured_from, 2),
+            "messages_per_second": messages_per_second(args.messages, ingestion),
             "publisher": publisher,
             "batch": metrics.get("inboundBatches", {}),
             # SQLite transactions that applied the ingestion (as in kafka_ingest.py)
             "store_transactions": rounds.get("rounds", 0) - rounds_before.get("rounds", 0),
             "last_value_wrong_of_sampled": wrong,
             "rss_mib_before": round(rss_before, 1),
-            "rss_mib_peak": round(peak_rss, 1),
+            "rss_mib_peak": round(ingestion.peak_rss_mib, 1),
             "server_cpu_seconds": round(server_cpu, 1),
             "broker_cpu_seconds": round(broker_cpu, 1),
             # everything else the 2 cores ran meanwhile (other processes; this script's own polling)

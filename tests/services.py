@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -121,6 +121,39 @@ def wait_for_tcp(service: ServiceProcess, deadline: float) -> None:
         raise ServiceUnavailable(f"{service.name} exited with {code}: {service.log_tail()}")
 
 
+def start_service(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    log_path: Path,
+    *,
+    deadline: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    ready: Callable[[ServiceProcess, float], None] | None = None,
+) -> ServiceProcess:
+    """Start ``argv`` with its output appended to ``log_path`` and wait until ``port`` accepts connections
+    (and ``ready`` passes, when given) before ``deadline``; a service that fails to start is stopped by its
+    PID and reported as :class:`ServiceUnavailable`."""
+    log = log_path.open("ab")
+    try:
+        process = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env
+        )
+    except OSError as exc:
+        log.close()
+        raise ServiceUnavailable(f"cannot start {name}: {exc}") from exc
+    service = ServiceProcess(name, process, port, log_path, log)
+    try:
+        wait_for_tcp(service, deadline)
+        if ready is not None:
+            ready(service, deadline)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
 # -- MongoDB wire protocol: SecantusDB -----------------------------------------------------------------
 
 
@@ -136,39 +169,26 @@ def start_secantusdb(*, timeout: float = STARTUP_TIMEOUT_S) -> ServiceProcess:
         raise ServiceUnavailable("secantusd-py not installed (pip install secantusdb)")
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="secantusdb-"))
-    log_path = log_dir / "secantusd.log"
-    log = log_path.open("wb")
-    try:
-        process = subprocess.Popen(
-            [
-                exe,
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--storage-path",
-                ":memory:",
-                "--log-level",
-                "WARNING",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # A fresh working directory: the launcher auto-discovers ./secantusd.toml, which must not leak in.
-            cwd=log_dir,
-        )
-    except OSError as exc:
-        log.close()
-        raise ServiceUnavailable(f"cannot start secantusd-py: {exc}") from exc
-    service = ServiceProcess("secantusdb", process, port, log_path, log)
-    try:
-        deadline = time.monotonic() + timeout
-        wait_for_tcp(service, deadline)
-        _wait_for_ping(service, deadline)
-    except BaseException:
-        service.stop()
-        raise
-    return service
+    return start_service(
+        "secantusdb",
+        [
+            exe,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--storage-path",
+            ":memory:",
+            "--log-level",
+            "WARNING",
+        ],
+        port,
+        log_dir / "secantusd.log",
+        deadline=time.monotonic() + timeout,
+        # A fresh working directory: the launcher auto-discovers ./secantusd.toml, which must not leak in.
+        cwd=log_dir,
+        ready=_wait_for_ping,
+    )
 
 
 def _wait_for_ping(service: ServiceProcess, deadline: float) -> None:

@@ -65,28 +65,16 @@ class RabbitMq:
         return env
 
     def start(self) -> None:
-        log_path = self.base_dir / "server.log"
-        log = log_path.open("ab")
-        try:
-            process = subprocess.Popen(
-                [RABBITMQ_SERVER],
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-            )
-        except OSError as exc:
-            log.close()
-            raise services.ServiceUnavailable(f"cannot start rabbitmq-server: {exc}") from exc
-        self.service = services.ServiceProcess("rabbitmq", process, self.port, log_path, log)
-        try:
-            deadline = time.monotonic() + 60.0
-            services.wait_for_tcp(self.service, deadline)
-            _wait_for_amqp(self.service, deadline)
-        except BaseException:
-            self.stop()
-            raise
+        self.service = services.start_service(
+            "rabbitmq",
+            [RABBITMQ_SERVER],
+            self.port,
+            self.base_dir / "server.log",
+            deadline=time.monotonic() + 60.0,
+            cwd=self.base_dir,
+            env=self.environment(),
+            ready=_wait_for_amqp,
+        )
 
     def stop(self) -> None:
         if self.service is not None:

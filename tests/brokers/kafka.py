@@ -11,7 +11,6 @@ Fixtures:
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -48,40 +47,22 @@ def start_tansu(
     port = port or services.free_port()
     url = f"tcp://{services.LOOPBACK}:{port}"
     log_dir = Path(tempfile.mkdtemp(prefix="tansu-"))
-    log_path = log_dir / "tansu.log"
-    log = log_path.open("wb")
     # Tansu also reads its options from the environment (LISTENER_URL, STORAGE_ENGINE, ...): pass only what
     # a process needs so that nothing from the caller's environment overrides the command line.
     env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
     env["RUST_LOG"] = "warn"
-    try:
-        process = subprocess.Popen(
-            [
-                exe,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=log_dir,
-            env=env,
-        )
-    except OSError as exc:
-        log.close()
-        raise services.ServiceUnavailable(f"cannot start Tansu: {exc}") from exc
-    service = services.ServiceProcess("tansu", process, port, log_path, log)
-    try:
-        services.wait_for_tcp(service, time.monotonic() + timeout)
-    except BaseException:
-        service.stop()
-        raise
-    return service
+    return services.start_service(
+        "tansu",
+        [
+            *(exe, "broker", "--listener-url", url, "--advertised-listener-url", url),
+            *("--storage-engine", "memory://tansu/"),
+        ],
+        port,
+        log_dir / "tansu.log",
+        deadline=time.monotonic() + timeout,
+        cwd=log_dir,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -42,24 +42,13 @@ class Mosquitto:
         return f"tcp://{username}:{password}@{services.LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        log_path = self.config_path.with_suffix(".log")
-        log = log_path.open("ab")
-        try:
-            process = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            log.close()
-            raise services.ServiceUnavailable(f"cannot start mosquitto: {exc}") from exc
-        self.service = services.ServiceProcess("mosquitto", process, self.port, log_path, log)
-        try:
-            services.wait_for_tcp(self.service, time.monotonic() + services.STARTUP_TIMEOUT_S)
-        except BaseException:
-            self.stop()
-            raise
+        self.service = services.start_service(
+            "mosquitto",
+            [MOSQUITTO, "-c", str(self.config_path)],
+            self.port,
+            self.config_path.with_suffix(".log"),
+            deadline=time.monotonic() + services.STARTUP_TIMEOUT_S,
+        )
 
     def stop(self) -> None:
         if self.service is not None:

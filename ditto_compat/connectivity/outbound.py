@@ -65,8 +65,8 @@ class _Signals:
     subjects: tuple[str, ...]
     namespaces: frozenset[str] | None
     live_namespaces: frozenset[str] | None
+    on_dropped: Callable[[Envelope], None]
     queue: asyncio.Queue[Envelope] = field(default_factory=lambda: asyncio.Queue(TARGET_QUEUE_SIZE))
-    dropped: int = 0
 
     def offer_message(self, message: ThingMessage) -> bool:
         return self._offer(message_envelope(message))
@@ -82,7 +82,7 @@ class _Signals:
         try:
             self.queue.put_nowait(envelope)
         except asyncio.QueueFull:
-            self.dropped += 1
+            self.on_dropped(envelope)
             return False
         return True
 
@@ -167,7 +167,18 @@ class OutboundPipeline:
 
     # ------------------------------------------------------------------------------------------ messages
     async def _pump_signals(self, route: TargetRoute, topic: TargetTopic) -> None:
-        receiver = _Signals(route.target.authorization_context, topic.namespaces, topic.namespaces)
+        def dropped(envelope: Envelope) -> None:
+            # the target fell a whole queue behind: the signal is not sent, and that is counted and logged
+            self._monitor.record("outbound", "dropped", False, route.target.address)
+            self._log(
+                "failure",
+                "dispatched",
+                f"The target could not keep up: the signal {envelope.topic} was dropped.",
+                route.target.address,
+                envelope,
+            )
+
+        receiver = _Signals(route.target.authorization_context, topic.namespaces, topic.namespaces, dropped)
         self._receivers.append(receiver)
         if topic.kind == "live/messages":
             self._messages.add(receiver)

@@ -9,7 +9,7 @@ from typing import Any
 from ditto_compat.client.api import DittoApi, DittoApiError, entity_path
 from ditto_compat.client.arguments import add_body_arguments, body_of
 from ditto_compat.client.output import TABLE_MODE, Result
-from ditto_compat.client.runner import common_options, handler
+from ditto_compat.client.runner import command_group
 from ditto_compat.client.tables import connections_table, key_value_table
 from ditto_compat.client.usage import UsageError
 
@@ -79,23 +79,18 @@ def delete_connection(api: DittoApi, args: argparse.Namespace, mode: str) -> Res
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    connections = sub.add_parser("connections", help="manage connections (as the devops user)")
-    verbs = connections.add_subparsers(dest="verb", required=True, metavar="VERB")
-    parent = common_options(devops=True)
-
-    def verb(name: str, help_text: str, action: Any) -> argparse.ArgumentParser:
-        parser = verbs.add_parser(name, help=help_text, description=help_text, parents=[parent])
-        parser.set_defaults(handler=handler(action))
-        return parser
+    verb = command_group(sub, "connections", "manage connections (as the devops user)", devops=True)
 
     listing = verb("list", "list the connections", list_connections)
     listing.add_argument("--fields", help="Ditto's fields selector, e.g. id,name,connectionStatus")
     get = verb("get", "read a connection", get_connection)
     get.add_argument("connection_id", metavar="CONNECTION_ID")
     get.add_argument("--fields", help="Ditto's fields selector, e.g. id,sources")
-    put = verb("put", "replace a connection, or create one when no id is given", put_connection)
+    put = verb("put", "create or replace a connection (a new id when none is given)", put_connection)
     put.add_argument(
-        "--id", dest="connection_id", help="the connection to replace (default: the body's id; none: create)"
+        "--id",
+        dest="connection_id",
+        help="the connection to create or replace (default: the body's id; none: a generated id)",
     )
     add_body_arguments(put)
     delete = verb("delete", "delete a connection", delete_connection)

@@ -9,7 +9,7 @@ from typing import Any
 from ditto_compat.client.api import DittoApi, entity_path
 from ditto_compat.client.arguments import add_body_arguments, body_of
 from ditto_compat.client.output import Result
-from ditto_compat.client.runner import common_options, handler
+from ditto_compat.client.runner import Action, command_group
 from ditto_compat.client.tables import policy_table
 
 
@@ -43,13 +43,10 @@ def delete_policy(api: DittoApi, args: argparse.Namespace, mode: str) -> Result:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    policies = sub.add_parser("policies", help="read, write and delete policies")
-    verbs = policies.add_subparsers(dest="verb", required=True, metavar="VERB")
-    parent = common_options(devops=False)
+    group_verb = command_group(sub, "policies", "read, write and delete policies", devops=False)
 
-    def verb(name: str, help_text: str, action: Any, path_help: str) -> argparse.ArgumentParser:
-        parser = verbs.add_parser(name, help=help_text, description=help_text, parents=[parent])
-        parser.set_defaults(handler=handler(action))
+    def verb(name: str, help_text: str, action: Action, path_help: str) -> argparse.ArgumentParser:
+        parser = group_verb(name, help_text, action)
         parser.add_argument("policy_id", metavar="POLICY_ID", help="e.g. org.acme:sensors")
         parser.add_argument("--path", help=f"{path_help} a part of the policy, e.g. entries/owner")
         return parser

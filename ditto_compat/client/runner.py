@@ -131,3 +131,23 @@ def handler(action: Action) -> Callable[[argparse.Namespace], int]:
         return run(action, args)
 
     return handle
+
+
+Verb = Callable[[str, str, Action], argparse.ArgumentParser]
+
+
+def command_group(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str, *, devops: bool
+) -> Verb:
+    """Add ``ditto-compat <name>``; returns ``verb(name, help, action)``, which adds one of its verbs with the
+    common options and the handler that runs ``action``."""
+    group = sub.add_parser(name, help=help_text)
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
+    parent = common_options(devops=devops)
+
+    def verb(verb_name: str, verb_help: str, action: Action) -> argparse.ArgumentParser:
+        parser = verbs.add_parser(verb_name, help=verb_help, description=verb_help, parents=[parent])
+        parser.set_defaults(handler=handler(action))
+        return parser
+
+    return verb

@@ -16,7 +16,7 @@ from ditto_compat.client.arguments import (
     sort_of,
 )
 from ditto_compat.client.output import Result
-from ditto_compat.client.runner import common_options, handler
+from ditto_compat.client.runner import command_group
 from ditto_compat.client.tables import is_thing, thing_detail_table, things_table
 
 
@@ -94,14 +94,7 @@ def _path(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    things = sub.add_parser("things", help="list, read, change and search things")
-    verbs = things.add_subparsers(dest="verb", required=True, metavar="VERB")
-    parent = common_options(devops=False)
-
-    def verb(name: str, help_text: str, action: Any) -> argparse.ArgumentParser:
-        parser = verbs.add_parser(name, help=help_text, description=help_text, parents=[parent])
-        parser.set_defaults(handler=handler(action))
-        return parser
+    verb = command_group(sub, "things", "list, read, change and search things", devops=False)
 
     listing = verb("list", "list the things you may read (all pages, up to --limit)", list_things)
     add_query_arguments(listing, paged=True, sortable=True)

@@ -130,3 +130,54 @@ async def test_an_event_nobody_may_read_reaches_nobody() -> None:
         assert (carol.pending(), bob.pending()) == (0, 0)
     finally:
         await hub.stop()
+
+
+async def test_subscribers_alike_share_one_decision_and_each_gets_the_event() -> None:
+    evaluated: list[str] = []
+    query = compile_query(parse_rql("gt(attributes/x,5)"))
+
+    def counting(doc: Any) -> bool:
+        evaluated.append(str(doc.get("thingId")))
+        return query(doc)
+
+    hub = await started(EventHub(enforcer_of))
+    try:
+        alike = [
+            hub.add(Subscription(("nginx:alice",), matches=counting, filter_text="gt(attributes/x,5)"))
+            for _ in range(50)
+        ]
+        hub.publish(change(2, ("attributes", "x"), 9, {"attributes": {"x": 9}}))
+        hub.publish(change(3, ("attributes", "x"), 1, {"attributes": {"x": 1}}))
+        await hub.drain()
+        assert [s.pending() for s in alike] == [1] * 50  # only the event that matches, for each of them
+        assert len(evaluated) == 2  # the filter ran once per event, not once per subscriber
+        hub.remove(alike[0])  # leaving the audience (its first member) keeps the others served
+        hub.publish(change(4, ("attributes", "x"), 7, {"attributes": {"x": 7}}))
+        await hub.drain()
+        assert alike[0].pending() == 1 and [s.pending() for s in alike[1:]] == [2] * 49
+    finally:
+        await hub.stop()
+
+
+async def test_a_sink_that_refuses_overflows_its_subscription_and_ends_it() -> None:
+    taken: list[int] = []
+    ended: list[bool] = []
+
+    def sink(delivery: Any) -> bool:
+        if len(taken) == 2:
+            return False  # the consumer's buffer is full
+        taken.append(delivery.change.event.revision)
+        return True
+
+    hub = await started(EventHub(enforcer_of))
+    try:
+        subscription = Subscription(("nginx:alice",), sink=sink)
+        subscription.on_end = lambda: ended.append(subscription.overflowed)
+        hub.add(subscription)
+        for revision in range(2, 6):
+            hub.publish(change(revision, ("attributes", "x"), revision, {"attributes": {"x": revision}}))
+        await hub.drain()
+        assert taken == [2, 3] and ended == [True]
+        assert subscription.dropped == 1 and hub.dropped == 1 and hub.subscribers == 0
+    finally:
+        await hub.stop()

@@ -314,6 +314,18 @@ class MongoStore:
             raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
         return {i: found[i] for i in ids if i in found}
 
+    async def revisions(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, int]:
+        """Revisions of the given ids that exist and are not deleted (their documents are not read)."""
+        ids = list(dict.fromkeys(entity_ids))
+        if not ids:
+            return {}
+        coll = self._coll(collection)
+        query = {"_id": {"$in": ids}, "deleted": False}
+        try:
+            return {d["_id"]: int(d["revision"]) async for d in coll.find(query, {"revision": 1})}
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB read failed: {exc}") from exc
+
     async def list_page(
         self,
         collection: Collection,
@@ -585,6 +597,21 @@ class MongoStore:
             await self._catch_up_policies(versions)
         if copied:
             await self._catch_up_things(copied)
+
+    async def commit_each(self, groups: Sequence[Sequence[EntityWrite]]) -> list[BaseException | None]:
+        """Each group in its own transaction, concurrently: a group that loses its compare-and-set gets its
+        :class:`RevisionConflict`, the others are applied. Raises :class:`StoreUnavailable` when any group
+        could not be written (others may have been), as a single failed commit does: the caller does not
+        acknowledge, and its broker redelivers."""
+        outcomes = await asyncio.gather(*(self.commit(group) for group in groups), return_exceptions=True)
+        results: list[BaseException | None] = []
+        for outcome in outcomes:
+            if isinstance(outcome, StoreUnavailable):
+                raise outcome
+            if isinstance(outcome, BaseException) and not isinstance(outcome, RevisionConflict):
+                raise outcome
+            results.append(outcome)
+        return results
 
     async def _copy_readers(
         self, session: AsyncClientSession, fields: Document, indexes: dict[str, Document | None]

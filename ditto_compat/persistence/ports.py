@@ -103,6 +103,11 @@ class Store(Protocol):
         """States of the given ids that exist and are not deleted."""
         ...
 
+    async def revisions(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, int]:
+        """Revisions of the given ids that exist and are not deleted, without reading their documents (to
+        tell whether a cached copy is current)."""
+        ...
+
     async def list_page(
         self,
         collection: Collection,
@@ -122,6 +127,12 @@ class Store(Protocol):
     async def commit(self, writes: Sequence[EntityWrite]) -> None:
         """Apply all writes atomically (all or none) and durably; :class:`RevisionConflict` if any
         ``expected_revision`` does not match."""
+        ...
+
+    async def commit_each(self, groups: Sequence[Sequence[EntityWrite]]) -> list[BaseException | None]:
+        """Apply independent groups of writes, each atomically and durably, in as few round trips as the
+        database allows; per group None or its :class:`RevisionConflict`. Raises :class:`StoreUnavailable`
+        when the writes could not be made durable."""
         ...
 
     async def search(self, request: SearchRequest) -> list[SearchHit]:

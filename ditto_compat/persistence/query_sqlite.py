@@ -196,6 +196,8 @@ def index_changes(
     changed: IndexEntries = {}
 
     def compare(keys: Pointer, before: Any, after: Any) -> None:
+        if before is after:
+            return  # a subtree the change did not copy (model/pointer.py copies only along the path)
         if type(before) is dict and type(after) is dict and before and after:
             for key in before.keys() | after.keys():
                 compare((*keys, key), before.get(key, MISSING), after.get(key, MISSING))

@@ -183,8 +183,11 @@ class _Sql:
 
     insert: str
     update: str
+    # things only: an update that changes neither ``deleted`` nor ``policy_id`` leaves their indexes alone
+    update_doc: str
     get: str
     get_many: str
+    revisions: str
     list_all: str
     list_ns: str
     # "deleted = 0" literally, so that the planner counts over a partial index of live entities
@@ -202,8 +205,11 @@ class _Sql:
             f"VALUES (?, ?, ?, ?, ?, ?, ?{value}) ON CONFLICT (id) DO NOTHING{returning}",
             update=f"UPDATE {table} SET revision = ?, deleted = ?, created = ?, modified = ?, doc = ?"
             f"{extra.replace(', policy_id', ', policy_id = ?')} WHERE id = ? AND revision = ?{returning}",
+            update_doc=f"UPDATE {table} SET revision = ?, modified = ?, doc = ? WHERE id = ? AND revision = ?"
+            f"{returning}",
             get=f"SELECT {cols} FROM {table} WHERE id = ?",
             get_many=f"SELECT {cols} FROM {table} WHERE deleted = 0 AND id IN ({{}})",
+            revisions=f"SELECT id, revision FROM {table} WHERE deleted = 0 AND id IN ({{}})",
             list_all=f"SELECT {cols} FROM {table} WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?",
             list_ns=f"SELECT {cols} FROM {table} WHERE deleted = 0 AND namespace IN ({{}}) AND id > ? "
             "ORDER BY id LIMIT ?",
@@ -276,6 +282,8 @@ class _PreparedWrite:
     # things updated from a known previous document: the index rows to delete and to upsert, computed by the
     # caller (None: the writer diffs against the stored JSON)
     index_delta: tuple[list[tuple[Pointer, Any]], IndexEntries] | None = None
+    # a live Thing stays live under the same policy (and creation time): only revision, modified and doc change
+    doc_only: bool = False
 
 
 @dataclass(slots=True)
@@ -287,6 +295,10 @@ class _Job:
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
     readers: list[PolicyReaders] = field(default_factory=list)
+    # commit_each(): independent groups of writes, each atomic on its own; the writer leaves each group's
+    # outcome here before it resolves the future
+    groups: list[list[_PreparedWrite]] | None = None
+    group_outcomes: list[BaseException | None] = field(default_factory=list)
 
 
 class _Stop:
@@ -341,6 +353,14 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
             index_changes(write.previous_doc, state.doc)
             if is_thing and write.expected_revision != 0 and write.previous_known
             else None
+        ),
+        doc_only=(
+            is_thing
+            and write.expected_revision != 0
+            and write.previous_known
+            and write.previous_doc is not None
+            and state.doc is not None
+            and write.previous_doc.get("policyId") == policy_id
         ),
     )
 
@@ -523,6 +543,20 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
         return {i: found[i] for i in ids if i in found}
+
+    async def revisions(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, int]:
+        """Revisions of the given ids that exist and are not deleted (their documents are not read)."""
+        ids = list(dict.fromkeys(entity_ids))
+        found: dict[str, int] = {}
+        template = _sql(collection).revisions
+        try:
+            conn = self._read()
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                found.update(conn.execute(template.format(", ".join("?" * len(chunk))), chunk).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
+        return found
 
     async def list_page(
         self,
@@ -728,6 +762,24 @@ class SqliteStore:
         # Cancelling the caller does not withdraw the queued commit: it may still be applied.
         await future
 
+    async def commit_each(self, groups: Sequence[Sequence[EntityWrite]]) -> list[BaseException | None]:
+        """Apply independent groups of writes in one transaction, each group atomic on its own: a group whose
+        compare-and-set misses gets its :class:`RevisionConflict` and leaves the others applied. Raises
+        :class:`StoreUnavailable` when the transaction as a whole failed (then nothing was written)."""
+        prepared = [[_prepare(w) for w in group] for group in groups]
+        if not any(prepared):
+            return [None for _ in prepared]
+        if self._writer is None or self._closing:
+            raise StoreUnavailable("SQLite store is not open")
+        if not self._writer.is_alive():
+            raise StoreUnavailable("SQLite writer thread is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        job = _Job([], future, loop, groups=prepared)
+        self._queue.put(job)
+        await future
+        return job.group_outcomes
+
     # -- writer thread -----------------------------------------------------------------------------------
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -856,13 +908,20 @@ class SqliteStore:
         A set_policy_readers() cannot conflict: an error in it fails the round."""
         for readers in job.readers:
             self._write_readers(conn, readers)
-        if not job.writes:
+        if job.groups is not None:
+            job.group_outcomes = [self._apply_writes(conn, group) for group in job.groups]
             return None
-        if len(job.writes) == 1:
-            return self._apply_single(conn, job.writes[0])
+        return self._apply_writes(conn, job.writes)
+
+    def _apply_writes(self, conn: sqlite3.Connection, writes: list[_PreparedWrite]) -> BaseException | None:
+        """Writes that succeed or fail together (one savepoint), inside the round's transaction."""
+        if not writes:
+            return None
+        if len(writes) == 1:
+            return self._apply_single(conn, writes[0])
         conn.execute("SAVEPOINT job")
         try:
-            for w in job.writes:
+            for w in writes:
                 if not self._write_state(conn, w):
                     raise RevisionConflict(
                         f"{w.collection} {w.entity_id!r} is not at revision {w.expected_revision}"
@@ -946,6 +1005,11 @@ class SqliteStore:
                 previous = row[0] if row is not None else None
         if w.expected_revision == 0:
             cur = conn.execute(w.sql.insert, (w.entity_id, w.namespace, *values))
+        elif w.doc_only:
+            # the compare-and-set on the revision vouches for the rest of the row the caller read
+            cur = conn.execute(
+                w.sql.update_doc, (w.revision, w.modified, w.doc, w.entity_id, w.expected_revision)
+            )
         else:
             cur = conn.execute(w.sql.update, (*values, w.entity_id, w.expected_revision))
         if w.collection == "things":

@@ -400,3 +400,41 @@ async def test_closed_store_is_unavailable_and_down(store: Store) -> None:
     with pytest.raises(StoreUnavailable):
         await store.commit([write("org.test:a", 1, 2, {"v": 2})])
     await store.close()  # closing twice is harmless
+
+
+# -- commit_each: independent groups in one round trip ---------------------------------------------------
+
+
+async def test_commit_each_applies_every_group_and_isolates_a_conflict(store: Store) -> None:
+    await create(store, "org.test:a", {"v": 0})
+    await create(store, "org.test:b", {"v": 0})
+    outcomes = await store.commit_each(
+        [
+            # two revisions of one Thing in one group, chained
+            [write("org.test:a", 1, 2, {"v": 1}), write("org.test:a", 2, 3, {"v": 2})],
+            # a stale expected revision: only this group is refused
+            [write("org.test:b", 5, 6, {"v": 9})],
+            [write("org.test:c", 0, 1, {"v": 1})],
+            [],
+        ]
+    )
+    assert outcomes[0] is None and outcomes[2] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], RevisionConflict)
+    a, b, c = [await store.get("things", f"org.test:{x}") for x in "abc"]
+    assert a is not None and (a.revision, a.doc) == (3, {"v": 2})
+    assert b is not None and (b.revision, b.doc) == (1, {"v": 0})
+    assert c is not None and c.revision == 1
+    assert revisions(await store.journal("things", "org.test:a")) == [1, 2, 3]
+    assert revisions(await store.journal("things", "org.test:b")) == [1]
+
+
+async def test_commit_each_group_is_atomic(store: Store) -> None:
+    await create(store, "org.test:a", {"v": 0})
+    # the second write of the group misses: its first write is undone with it
+    outcomes = await store.commit_each(
+        [[write("org.test:a", 1, 2, {"v": 1}), write("org.test:a", 7, 8, {"v": 2})]]
+    )
+    assert isinstance(outcomes[0], RevisionConflict)
+    a = await store.get("things", "org.test:a")
+    assert a is not None and (a.revision, a.doc) == (1, {"v": 0})
+    assert revisions(await store.journal("things", "org.test:a")) == [1]

@@ -3,8 +3,10 @@
 
 For every message a client adapter consumed: payload mapping into Ditto Protocol envelopes, header mapping,
 ``enforcement``, the authorization subjects of the source, then the same dispatcher and policy checks as HTTP.
-A batch (a Kafka fetch) is applied with per-thing order kept: the commands of one Thing run one after the other,
-different Things run concurrently, so that their commits share the store's group commit round.
+A batch (a Kafka fetch) is applied with per-thing order kept. The Things whose messages are all twin
+modifications (the telemetry case) are applied as one batch by the dispatcher: one lock round, one read of
+their states and policies, one store round trip. For the other Things, the messages of one Thing run one after
+the other, different Things concurrently, so that their commits share the store's group commit round.
 
 :meth:`InboundPipeline.handle` returns once every resulting change is durable, which is when the adapter
 acknowledges to the broker. A message that cannot be mapped, or that a policy refuses, is counted and logged in
@@ -150,12 +152,20 @@ class InboundPipeline:
                 lanes.setdefault(work.envelope.topic.entity_id, []).append(work)
         if not lanes:
             return
-        if len(lanes) == 1:
-            await self._run_lane(next(iter(lanes.values())))
+        modifies = self._signals.is_twin_modification
+        batched: list[_Work] = []
+        jobs: list[Awaitable[None]] = []
+        for lane in lanes.values():
+            if all(modifies(work.envelope) for work in lane):
+                batched.extend(lane)
+            else:
+                jobs.append(self._run_lane(lane))
+        if batched:
+            jobs.append(self._apply_modifications(batched))
+        if len(jobs) == 1:
+            await jobs[0]
             return
-        results = await asyncio.gather(
-            *(self._run_lane(lane) for lane in lanes.values()), return_exceptions=True
-        )
+        results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -249,22 +259,42 @@ class InboundPipeline:
         for work in lane:
             await self._apply(work)
 
+    async def _apply_modifications(self, batch: list[_Work]) -> None:
+        # StoreUnavailable propagates: nothing of the batch is acknowledged, the broker redelivers
+        respond = any(work.route.reply is not None for work in batch)  # else responses go nowhere
+        answers = await self._signals.handle_modifications(
+            [(w.envelope, w.auth) for w in batch], respond=respond
+        )
+        for work, answer in zip(batch, answers, strict=True):
+            await self._settle(work, answer)
+
     async def _apply(self, work: _Work) -> None:
-        envelope = work.envelope
-        address = work.message.address
         try:
-            answer = await self._signals.handle(envelope, work.auth)
+            answer = await self._signals.handle(work.envelope, work.auth)
         except StoreUnavailable:
             raise  # not acknowledged: the broker redelivers
-        except DittoError as error:
-            self._monitor.record("inbound", "acknowledged", False, address)
-            self._log_failure("source", "dispatched", error, work.message, envelope)
-            await self._reply(work.route, work.message, envelope, error_envelope(error, envelope.topic, {}))
+        except Exception as error:
+            await self._settle(work, error)
             return
-        except Exception as error:  # a bug must not stop the connection; the message is logged as failed
-            log.exception("connection %s: applying %s failed", self._connection.id, envelope.topic)
+        await self._settle(work, answer)
+
+    async def _settle(self, work: _Work, answer: Envelope | BaseException | None) -> None:
+        """Count, log and answer one applied (or refused) message."""
+        envelope = work.envelope
+        address = work.message.address
+        if isinstance(answer, StoreUnavailable):
+            raise answer
+        if isinstance(answer, DittoError):
             self._monitor.record("inbound", "acknowledged", False, address)
-            self._log_failure("source", "dispatched", DittoError(str(error)), work.message, envelope)
+            self._log_failure("source", "dispatched", answer, work.message, envelope)
+            await self._reply(work.route, work.message, envelope, error_envelope(answer, envelope.topic, {}))
+            return
+        if isinstance(answer, BaseException):  # a bug must not stop the connection; the message is logged
+            log.error(
+                "connection %s: applying %s failed", self._connection.id, envelope.topic, exc_info=answer
+            )
+            self._monitor.record("inbound", "acknowledged", False, address)
+            self._log_failure("source", "dispatched", DittoError(str(answer)), work.message, envelope)
             return
         self._monitor.record("inbound", "acknowledged", True, address)
         if answer is not None:

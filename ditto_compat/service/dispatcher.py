@@ -8,13 +8,20 @@ Every adapter authenticates into an :class:`AuthContext`, parses a :class:`Thing
 3. modifications run under a per-thing lock: load -> pure strategy -> compare-and-set commit of the new state
    together with its journal entry -> publish. A lost compare-and-set (another process wrote first) reloads
    and re-runs the strategy, so concurrent writers never lose an update.
+
+A batch of modifications that arrived together (a connection's Kafka fetch) takes the same steps with
+:meth:`Dispatcher.handle_many`, but once for the batch: the locks of all its Things, their states and
+policies read together, each Thing's commands decided one after the other on the state the previous one left,
+and every Thing's writes committed in one store round trip (each Thing atomic on its own). A Thing whose
+compare-and-set misses has its commands re-run one by one on the path above.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +36,7 @@ from ditto_compat.domain.policy_resolution import check_policy_lockout, resolve_
 from ditto_compat.domain.resources import Kind, thing_not_found
 from ditto_compat.domain.things import Outcome, ThingCommand
 from ditto_compat.errors import (
+    DittoError,
     InlinePolicyNotAllowed,
     JsonInvalid,
     PolicyConflicting,
@@ -44,7 +52,7 @@ from ditto_compat.errors import (
 from ditto_compat.model.fields import FieldSelector
 from ditto_compat.model.ids import check_policy_id, namespace_of
 from ditto_compat.model.pointer import MISSING
-from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
+from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store, StoreUnavailable
 from ditto_compat.rql.evaluator import evaluate
 from ditto_compat.rql.fields import searchable_document
 from ditto_compat.service.enforcement import EnforcerCache
@@ -54,13 +62,33 @@ from ditto_compat.service.state_cache import DEFAULT_ENTRIES, StateCache
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[ThingChange], None]
+# What handle_many answers per command: its outcome, or the error that refused it.
+BatchResult = Outcome | BaseException
 # Listing Things scans the store page by page and keeps what the caller may read; this bounds the scan.
 MAX_LIST_SCAN_PAGES = 50
 
 
-def utc_now() -> str:
-    """ISO-8601 in UTC with millisecond precision, as Ditto renders ``_modified``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class _UtcClock:
+    """ISO-8601 in UTC with millisecond precision, as Ditto renders ``_modified``; rendered once per
+    millisecond, since a connection's batch stamps thousands of events within a few."""
+
+    __slots__ = ("_millis", "_text")
+
+    def __init__(self) -> None:
+        self._millis = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        millis = time.time_ns() // 1_000_000
+        if millis != self._millis:
+            seconds, rest = divmod(millis, 1000)
+            moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest * 1000)
+            self._millis = millis
+            self._text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return self._text
+
+
+utc_now = _UtcClock()
 
 
 class Dispatcher:
@@ -93,6 +121,101 @@ class Dispatcher:
             return await self._modify(cmd, auth, event_headers or {})
 
         return await self._locks.run(cmd.thing_id, modify)
+
+    async def handle_many(self, commands: Sequence[tuple[ThingCommand, AuthContext]]) -> list[BatchResult]:
+        """Modifications that arrived together, each Thing's in the order given; per command its outcome or
+        its error, in the order given. Raises only :class:`~ditto_compat.persistence.ports.StoreUnavailable`
+        (nothing is known to be durable then). See the module docstring."""
+        results: list[BatchResult | None] = [None] * len(commands)
+        by_thing: dict[str, list[int]] = {}
+        for index, (cmd, _auth) in enumerate(commands):
+            if cmd.action == "retrieve":
+                raise ValueError("handle_many takes modifications only")
+            by_thing.setdefault(cmd.thing_id, []).append(index)
+        again: list[int] = []
+        with self.enforcers.snapshot():
+            async with self._locks.holding(by_thing):
+                states = await self._current_states(list(by_thing))
+                await self.enforcers.prefetch(
+                    (policy_id, namespace_of(state.entity_id))
+                    for state in states.values()
+                    if state.doc is not None and isinstance(policy_id := state.doc.get("policyId"), str)
+                )
+                plans = [
+                    await self._plan(thing_id, indices, commands, states.get(thing_id), results)
+                    for thing_id, indices in by_thing.items()
+                ]
+                try:
+                    outcomes = await self.store.commit_each([plan.writes for plan in plans])
+                except BaseException:
+                    for thing_id in by_thing:  # not known what was applied: read back next time
+                        self.states.discard(thing_id)
+                    raise
+                for plan, error in zip(plans, outcomes, strict=True):
+                    if error is None:
+                        self._settle(plan)
+                    else:  # another process changed the Thing since it was read: decide all again
+                        self.states.discard(plan.thing_id)
+                        again.extend(plan.indices)
+        for index in sorted(again):  # on the one-command path, which reloads and retries
+            cmd, auth = commands[index]
+            try:
+                results[index] = await self.handle(cmd, auth)
+            except DittoError as error:
+                results[index] = error
+        return [result if result is not None else ThingUnavailable() for result in results]
+
+    async def _current_states(self, thing_ids: Sequence[str]) -> dict[str, EntityState]:
+        states: dict[str, EntityState] = {}
+        missing: list[str] = []
+        for thing_id in thing_ids:
+            state = self.states.get(thing_id)
+            if state is None:
+                missing.append(thing_id)
+            else:
+                states[thing_id] = state
+        if missing:
+            # live Things only: a deleted one is decided as never stored, and its commit then conflicts with
+            # the tombstone, which sends its commands to the one-command path
+            states.update(await self.store.get_many("things", missing))
+        return states
+
+    async def _plan(
+        self,
+        thing_id: str,
+        indices: list[int],
+        commands: Sequence[tuple[ThingCommand, AuthContext]],
+        state: EntityState | None,
+        results: list[BatchResult | None],
+    ) -> _Plan:
+        """Decide one Thing's commands in order, each on the state the previous one left."""
+        plan = _Plan(thing_id, indices, state)
+        for index in indices:
+            cmd, auth = commands[index]
+            try:
+                outcome, writes = await self._decide(cmd, auth, plan.state)
+            except StoreUnavailable:
+                raise
+            except Exception as error:  # refused (or a bug): this command only, the next ones go on
+                results[index] = error
+                continue
+            results[index] = outcome
+            if not writes:
+                continue
+            new_state = next(w.state for w in writes if w.collection == "things")
+            if outcome.event is not None:
+                headers = {"correlation-id": cmd.headers.correlation_id}
+                plan.changes.append(ThingChange(outcome.event, new_state, plan.state, headers))
+            plan.writes.extend(writes)
+            plan.state = new_state
+        return plan
+
+    def _settle(self, plan: _Plan) -> None:
+        """A plan is durable: cache the Thing's state and publish its events, in order (still under its lock)."""
+        if plan.writes and plan.state is not None:
+            self.states.put(plan.state)
+        for change in plan.changes:
+            self._publish(change)
 
     # ------------------------------------------------------------------------------------------ queries
     async def _retrieve(self, cmd: ThingCommand, auth: AuthContext) -> Outcome:
@@ -452,3 +575,14 @@ class Dispatcher:
                 listener(change)
             except Exception:  # a broken subscriber must never fail the write that was already persisted
                 log.exception("event listener failed")
+
+
+@dataclass(eq=False, slots=True)
+class _Plan:
+    """One Thing's part of a batch: what its commands decided, to be committed together."""
+
+    thing_id: str
+    indices: list[int]  # of its commands in the batch
+    state: EntityState | None  # after the commands decided so far
+    writes: list[EntityWrite] = field(default_factory=list)
+    changes: list[ThingChange] = field(default_factory=list)

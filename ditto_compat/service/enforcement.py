@@ -9,7 +9,7 @@ another process changed the policy. A batch of commands that arrived together (a
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -74,6 +74,40 @@ class EnforcerCache:
         if memo is not None:
             memo[key] = enforcer
         return enforcer
+
+    async def prefetch(self, keys: Iterable[tuple[str, str | None]]) -> None:
+        """Within a :meth:`snapshot`: look the enforcers of these ``(policy id, namespace)`` up now, with one
+        query for the policies' revisions; only policies whose compiled enforcer is not current (or that
+        import others) are then read, with one more query."""
+        memo = _snapshot.get()
+        if memo is None:
+            return
+        wanted = [key for key in dict.fromkeys(keys) if key not in memo]
+        if not wanted:
+            return
+        revisions = await self._store.revisions("policies", list(dict.fromkeys(pid for pid, _ in wanted)))
+        to_load: list[tuple[str, str | None]] = []
+        for key in wanted:
+            revision = revisions.get(key[0])
+            if revision is None:
+                memo[key] = None
+                continue
+            cached = self._cache.get(key)
+            if (
+                cached is not None
+                and cached.revisions == ((key[0], revision),)
+                and not _expired(cached.enforcer)
+            ):
+                self._cache.move_to_end(key)
+                memo[key] = cached.enforcer
+            else:
+                to_load.append(key)
+        if not to_load:
+            return
+        found = await self._store.get_many("policies", list(dict.fromkeys(pid for pid, _ in to_load)))
+        for key in to_load:
+            state = found.get(key[0])
+            memo[key] = None if state is None else await self.enforcer_of(state, key[1])
 
     async def enforcer_of(self, state: EntityState, namespace: str | None) -> Enforcer:
         """The enforcer of a stored policy state."""

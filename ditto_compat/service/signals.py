@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from ditto_compat.domain.auth import AuthContext
+from ditto_compat.domain.things import ThingCommand
 from ditto_compat.errors import DittoError
 from ditto_compat.model.headers import new_correlation_id
 from ditto_compat.model.pointer import parse_pointer
@@ -38,6 +40,10 @@ from ditto_compat.service.messages import (
 from ditto_compat.service.policies import PolicyService
 
 log = logging.getLogger(__name__)
+
+# The answer to one message of a batch: the response envelope (None when none is due) or the error.
+Answer = Envelope | None | BaseException
+_MODIFICATIONS = frozenset({"create", "modify", "merge", "delete"})
 
 
 class SignalUnsupported(DittoError):
@@ -99,6 +105,47 @@ class SignalHandler:
             self._send_message(envelope, auth)
             return None
         raise SignalUnsupported(f"The Ditto Protocol message with topic '{topic}' is not supported here.")
+
+    @staticmethod
+    def is_twin_modification(envelope: Envelope) -> bool:
+        """A twin Thing command that changes the Thing: what :meth:`handle_modifications` takes."""
+        topic = envelope.topic
+        return (
+            topic.group == "things"
+            and topic.channel == "twin"
+            and topic.criterion == "commands"
+            and topic.action in _MODIFICATIONS
+        )
+
+    async def handle_modifications(
+        self, items: Sequence[tuple[Envelope, AuthContext]], *, respond: bool = True
+    ) -> list[Answer]:
+        """Twin modifications that arrived together, applied as one batch (``Dispatcher.handle_many``): per
+        item, in order, what :meth:`handle` would have answered, or the error it would have raised. Without
+        ``respond`` (nobody would read them) no response envelopes are rendered. Raises only when the store is
+        unavailable."""
+        answers: list[Answer] = [None] * len(items)
+        batch: list[tuple[int, ThingCommand, AuthContext, dict[str, Any]]] = []
+        for index, (envelope, auth) in enumerate(items):
+            try:
+                parsed = thing_command(envelope)
+                if isinstance(parsed, RetrieveThings) or parsed.action == "retrieve":
+                    answers[index] = await self.handle(envelope, auth)
+                    continue
+                parsed.resource  # noqa: B018  (validates the path before any I/O)
+            except DittoError as error:
+                answers[index] = error
+                continue
+            batch.append((index, parsed, auth, _echo_headers(envelope)))
+        if not batch:
+            return answers
+        results = await self._dispatcher.handle_many([(cmd, auth) for _, cmd, auth, _ in batch])
+        for (index, cmd, _auth, headers), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                answers[index] = result
+            elif respond and cmd.headers.response_required:
+                answers[index] = thing_response(cmd, result, headers)
+        return answers
 
     def _send_message(self, envelope: Envelope, auth: AuthContext) -> None:
         """A device's message to a Thing's subscribers. It is sent without waiting for an answer: a source must

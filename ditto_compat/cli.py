@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from ditto_compat.cli_arguments import non_negative_int, positive_int
+from ditto_compat.domain.policy_announcements import parse_duration
 from ditto_compat.settings import Settings
 
 ENV_PREFIX = "DITTO_COMPAT_"
@@ -21,6 +22,15 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
 
 def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _whole_seconds(text: str) -> int:
+    """A Ditto duration (``1s``, ``30s``, ``1h``, ``1d``) of whole seconds, in seconds."""
+    duration = parse_duration(text)
+    seconds = duration.total_seconds() if duration is not None else 0.0
+    if seconds < 1 or not seconds.is_integer():
+        raise argparse.ArgumentTypeError(f"must be whole seconds like 1s, 30s, 1h or 1d, not {text!r}")
+    return int(seconds)
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -73,11 +83,24 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "events waiting per WebSocket or SSE subscriber; one that falls further behind is told and closed",
         positive_int,
     )
+    opt(
+        "policy-subject-expiry-granularity",
+        "1h",
+        "a policy subject's expiry is rounded up to a multiple of this duration, e.g. 1s, 30s, 1h, 1d",
+        _whole_seconds,
+    )
     serve.add_argument(
         "--pre-authenticated",
         action="store_true",
         default=_truthy(_env(environ, "pre-authenticated")),
         help=f"trust the x-ditto-pre-authenticated header of a proxy (env {ENV_PREFIX}PRE_AUTHENTICATED)",
+    )
+    serve.add_argument(
+        "--ws-compression",
+        action="store_true",
+        default=_truthy(_env(environ, "ws-compression")),
+        help="negotiate permessage-deflate on /ws/2 when a client offers it; off by default, as in Ditto "
+        f"(env {ENV_PREFIX}WS_COMPRESSION)",
     )
     return parser
 
@@ -97,6 +120,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         journal_retention=args.journal_retention,
         event_queue_size=args.event_queue_size,
+        policy_subject_expiry_granularity_s=args.policy_subject_expiry_granularity,
+        ws_compression=args.ws_compression,
     )
 
 
@@ -116,6 +141,7 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=5,
+        ws_per_message_deflate=settings.ws_compression,
     )
 
 

@@ -23,6 +23,12 @@ class Settings:
     journal_retention: int = 0
     # events waiting per WebSocket/SSE subscriber before it counts as overflowed (service/hub.py)
     event_queue_size: int = 1000
+    # Ditto's POLICY_SUBJECT_EXPIRY_GRANULARITY: a subject's expiry is rounded up to a multiple of it (1 h);
+    # whole seconds, so that tests can use expiries a few seconds ahead
+    policy_subject_expiry_granularity_s: int = 3600
+    # permessage-deflate on /ws/2. Off by default, as in Ditto (Akka HTTP never negotiates it): with many
+    # subscribers, compressing every frame once per session is the largest per-frame cost.
+    ws_compression: bool = False
 
     @property
     def storage_name(self) -> str:

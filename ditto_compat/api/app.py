@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,6 +42,7 @@ from ditto_compat.service.dispatcher import Dispatcher
 from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
 from ditto_compat.service.policies import PolicyService
+from ditto_compat.service.policy_announcements import PolicyAnnouncer
 from ditto_compat.service.search import SearchService
 from ditto_compat.service.signals import SignalHandler
 from ditto_compat.settings import Settings
@@ -66,7 +68,13 @@ def build_context(
         )
     dispatcher = Dispatcher(store)
     # one enforcer cache for Things and Policies: a policy compiled for either serves both
-    policies = PolicyService(store, dispatcher.enforcers)
+    policies = PolicyService(
+        store,
+        dispatcher.enforcers,
+        expiry_granularity=timedelta(seconds=settings.policy_subject_expiry_granularity_s),
+    )
+    announcements = PolicyAnnouncer(store)
+    policies.on_written(announcements.policy_written)
     hub = EventHub(dispatcher.thing_enforcer)
     dispatcher.subscribe(hub.publish)
     messages = MessageRouter(dispatcher.visible_thing_enforcer)
@@ -91,6 +99,7 @@ def build_context(
         messages,
         acks,
         ConnectionManager(store, runtime_factory or create_runtime),
+        announcements,
     )
 
 
@@ -110,6 +119,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.open()
         ctx.hub.start()
+        await ctx.announcements.start()  # before anything can write a policy
         # registers the persisted connections; opening them goes on in the background and never holds this up
         await ctx.connections.start()
         ctx.ready = True
@@ -120,6 +130,7 @@ def create_app(
             ctx.ready = False
             await ctx.connections.stop()
             await ctx.hub.stop()
+            await ctx.announcements.stop()
             await ctx.store.close()
 
     routes = [

@@ -14,6 +14,7 @@ from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
 from ditto_compat.service.metrics import LiveCounts, RequestMetrics
 from ditto_compat.service.policies import PolicyService
+from ditto_compat.service.policy_announcements import PolicyAnnouncer
 from ditto_compat.service.search import SearchService
 from ditto_compat.settings import Settings
 
@@ -31,6 +32,8 @@ class AppContext:
     acks: AckRouter
     # /api/2/connections; started after the store opened, stopped before it closes
     connections: ConnectionManager
+    # subject deletion announcements to /ws/2 sessions (START-SEND-POLICY-ANNOUNCEMENTS)
+    announcements: PolicyAnnouncer
     ready: bool = False
     # /metrics: what the request middleware records, the cached entity counts, the time the server started
     http_metrics: RequestMetrics = field(default_factory=RequestMetrics)

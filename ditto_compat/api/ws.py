@@ -21,10 +21,16 @@ back until that response has gone out, so a client always sees a command's respo
 command that waits for acknowledgements lets its events go once it is committed, since they may be what the
 acknowledgements answer.
 
-Back-pressure. Events reach the session through a bounded :class:`~ditto_compat.service.hub.Subscription`
-per stream; the writer's own queue is bounded too, so a client that does not read fills its subscription,
-which the hub then closes and counts. The session tells the client with an error frame and closes the socket
-(code 1013, "try again later"): events are never dropped silently.
+Back-pressure. The hub hands each event of the session's streams (a
+:class:`~ditto_compat.service.hub.Subscription` with a sink) straight to the session's bounded outbound queue,
+rendered once for every session that sees it alike; no task per stream stands in between. A client that does
+not read fills that queue, and the next event overflows its stream, which the hub closes and counts. The
+session tells the client with an error frame and closes the socket (code 1013, "try again later"): events are
+never dropped silently.
+
+Compression. permessage-deflate is off unless the server runs with ``--ws-compression``: Ditto never
+negotiates it, and compressing each frame once per session was the largest per-frame cost with many
+subscribers.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -42,6 +49,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response, within_timeout
+from ditto_compat.api.ws_streaming import ReactiveStreams
 from ditto_compat.domain import thing_enforcement as guard
 from ditto_compat.domain.auth import AuthContext
 from ditto_compat.domain.enforcer import WRITE
@@ -75,7 +83,7 @@ from ditto_compat.service.acks import (
     persisted_acks,
 )
 from ditto_compat.service.dispatcher import utc_now
-from ditto_compat.service.hub import Subscription, subscription_for
+from ditto_compat.service.hub import Delivery, Sink, Subscription, subscription_for
 from ditto_compat.service.messages import (
     CLAIM_DEFAULT_TIMEOUT_S,
     CLAIM_MAX_TIMEOUT_S,
@@ -178,27 +186,25 @@ class _CloseAfterFlush:
 
 
 @dataclass(eq=False)
-class _Stream:
-    subscription: Subscription
-    pump: asyncio.Task[None]
-
-
-@dataclass(eq=False)
 class WsSession:
     websocket: WebSocket
     ctx: AppContext
     auth: AuthContext
-    _outbound: asyncio.Queue[str | _CloseAfterFlush | None] = field(
-        default_factory=lambda: asyncio.Queue(OUTBOUND_FRAMES)
-    )
-    _streams: dict[str, _Stream] = field(default_factory=dict)
+    # Frames waiting for the socket: responses, messages and the events of the session's streams, which the hub
+    # puts here directly (service/hub.py ``sink``). When it is full, an event stream overflows.
+    _outbound: asyncio.Queue[str | _CloseAfterFlush | None] = field(init=False)
+    _streams: dict[str, Subscription] = field(default_factory=dict)
     # correlation-id -> event frames held back until the command's response is sent
     _awaiting_response: dict[str, list[str]] = field(default_factory=dict)
     _commands: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_COMMANDS_IN_FLIGHT))
     _closing: bool = False
+    _reactive: ReactiveStreams = field(default_factory=ReactiveStreams)  # search/streaming subscriptions
     namespaces: frozenset[str] | None = None  # of the messages this session receives
     live_namespaces: frozenset[str] | None = None  # of the live commands it receives
+
+    def __post_init__(self) -> None:
+        self._outbound = asyncio.Queue(OUTBOUND_FRAMES + self.ctx.settings.event_queue_size)
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -218,8 +224,10 @@ class WsSession:
             self._closing = True
             self.ctx.messages.remove(self)
             self.ctx.messages.remove_live(self)
+            self.ctx.announcements.remove(self)
+            self._reactive.close()
             for stream in self._streams.values():
-                self._stop_stream(stream)
+                self.ctx.hub.remove(stream)
             self._streams.clear()
             for task in list(self._commands):
                 task.cancel()
@@ -302,6 +310,9 @@ class WsSession:
             return await self._message(envelope, headers)
         if topic.group == "policies" and topic.criterion == "commands":
             return await self._policy_command(policy_command(envelope), headers)
+        if topic.criterion in ("search", "streaming"):
+            await self._reactive.handle(envelope, headers, self.ctx, self.auth, self._send)
+            return None
         raise ProtocolMessageUnsupported(
             f"The Ditto Protocol message with topic '{topic}' is not supported.",
             "Send twin Thing commands or Policy commands.",
@@ -511,7 +522,7 @@ class WsSession:
             )
             return
         if kind in self._streams:
-            self._stop_stream(self._streams.pop(kind))
+            self.ctx.hub.remove(self._streams.pop(kind))
         if kind == "LIVE-COMMANDS":
             self.ctx.messages.remove_live(self)
             if start:
@@ -525,14 +536,20 @@ class WsSession:
         if start and kind in ("EVENTS", "LIVE-EVENTS"):
             try:
                 channel = "live" if kind == "LIVE-EVENTS" else "twin"
-                subscription = _subscription(self.auth, params, channel, self.ctx.settings.event_queue_size)
+                subscription = _subscription(self.auth, params, channel, self._deliver_event)
             except DittoError as error:
                 await self._send_error(error, None, _correlation(params))
                 return
+            subscription.on_end = partial(self._stream_ended, subscription)
             self.ctx.hub.add(subscription)
-            pump = asyncio.create_task(self._pump_events(subscription))
-            self._streams[kind] = _Stream(subscription, pump)
-        # Policy announcements are only sent for expiring subjects, which are not supported: acknowledged only.
+            self._streams[kind] = subscription
+        if kind == "POLICY-ANNOUNCEMENTS":
+            # subject deletion announcements for this session's own subjects (service/policy_announcements.py)
+            self.ctx.announcements.remove(self)
+            if start:
+                self.ctx.announcements.add(
+                    self, self.subjects, _namespaces(params), self._outbound.put_nowait
+                )
         await self._send(f"{name}:ACK")
 
     async def _release_held(self, correlation_id: str) -> None:
@@ -540,26 +557,28 @@ class WsSession:
         for frame in self._awaiting_response.pop(correlation_id, []):
             await self._send(frame)
 
-    def _stop_stream(self, stream: _Stream) -> None:
-        self.ctx.hub.remove(stream.subscription)
-        stream.pump.cancel()
+    def _deliver_event(self, delivery: Delivery) -> bool:
+        """The hub's sink for this session's event streams: False when the outbound queue is full."""
+        frame = delivery.rendered.get("ws")
+        if frame is None:  # shared by the sessions that see this event alike: rendered once
+            frame = delivery.rendered["ws"] = orjson.dumps(event_envelope(delivery).to_json()).decode()
+        correlation_id = delivery.change.headers.get("correlation-id")
+        held = self._awaiting_response.get(correlation_id) if correlation_id else None
+        if held is not None:
+            held.append(frame)
+            return True
+        try:
+            self._outbound.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
 
-    async def _pump_events(self, subscription: Subscription) -> None:
-        while True:
-            delivery = await subscription.next()
-            if delivery is None:
-                if subscription.overflowed:
-                    await self._overflowed(subscription)
-                return
-            frame = delivery.rendered.get("ws")
-            if frame is None:  # shared by the sessions that see this event alike: rendered once
-                frame = delivery.rendered["ws"] = orjson.dumps(event_envelope(delivery).to_json()).decode()
-            correlation_id = delivery.change.headers.get("correlation-id")
-            held = self._awaiting_response.get(correlation_id) if correlation_id else None
-            if held is not None:
-                held.append(frame)
-            else:
-                await self._send(frame)
+    def _stream_ended(self, subscription: Subscription) -> None:
+        """Called by the hub when a stream ends: on overflow the client is told, then the socket closed."""
+        if subscription.overflowed and not self._closing:
+            task = asyncio.get_running_loop().create_task(self._overflowed(subscription))
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
 
     async def _overflowed(self, subscription: Subscription) -> None:
         error = EventsOverflowed(headers={"dropped-events": str(subscription.dropped)})
@@ -683,9 +702,7 @@ def _correlation(params: Mapping[str, str]) -> dict[str, Any]:
     return {"correlation-id": cid} if cid else {}
 
 
-def _subscription(
-    auth: AuthContext, params: Mapping[str, str], channel: str, queue_size: int
-) -> Subscription:
+def _subscription(auth: AuthContext, params: Mapping[str, str], channel: str, sink: Sink) -> Subscription:
     """``namespaces``, ``filter`` and ``extraFields`` of a ``START-SEND-EVENTS`` / ``-LIVE-EVENTS``."""
     return subscription_for(
         auth.subjects,
@@ -693,5 +710,5 @@ def _subscription(
         filter_text=params.get("filter") or None,
         extra_fields_text=params.get("extraFields") or None,
         channel=channel,
-        queue_size=queue_size,
+        sink=sink,
     )

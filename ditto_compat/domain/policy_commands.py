@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ditto_compat.domain.enforcer import Enforcer
@@ -31,6 +31,7 @@ from ditto_compat.domain.policy_resources import (
     policy_not_found,
 )
 from ditto_compat.domain.policy_validation import (
+    EXPIRY_GRANULARITY,
     Normalizer,
     check_policy,
     normalize_address,
@@ -216,27 +217,40 @@ def retrieve(cmd: PolicyCommand, state: EntityState | None) -> PolicyOutcome:
     return PolicyOutcome(200, value, tag)
 
 
-def create(cmd: PolicyCommand, state: EntityState | None, revision: int, now: str) -> PolicyOutcome:
-    """A new policy (``PUT`` on a new id, ``POST``): 201 with the policy as stored."""
+def create(
+    cmd: PolicyCommand,
+    state: EntityState | None,
+    revision: int,
+    now: str,
+    granularity: timedelta = EXPIRY_GRANULARITY,
+) -> PolicyOutcome:
+    """A new policy (``PUT`` on a new id, ``POST``): 201 with the policy as stored; subject expiries are
+    rounded up to ``granularity``."""
     if state is not None and state.doc is not None:
         raise PolicyConflict(
             f"The Policy with ID '{cmd.policy_id}' already exists", "Choose another Policy ID"
         )
-    policy = Normalizer(cmd.policy_id, _now(now)).policy(cmd.value)
+    policy = Normalizer(cmd.policy_id, _now(now), granularity).policy(cmd.value)
     _check(cmd.headers, None, read=False)
     check_policy(cmd.policy_id, policy)
     event = PolicyEvent("policies.events:policyCreated", cmd.policy_id, "created", "/", policy, revision, now)
     return PolicyOutcome(201, policy, revision_tag(revision), new_doc=policy, policy_event=event)
 
 
-def modify(cmd: PolicyCommand, state: EntityState, revision: int, now: str) -> PolicyOutcome:
+def modify(
+    cmd: PolicyCommand,
+    state: EntityState,
+    revision: int,
+    now: str,
+    granularity: timedelta = EXPIRY_GRANULARITY,
+) -> PolicyOutcome:
     """``PUT`` on an existing policy or on any resource below it (creating it if absent): 201 with the value
     for a new entry, subject, resource, import or reference list, else 204; collections always 204."""
     if state.doc is None:
         raise policy_not_found(cmd.policy_id)
     doc = state.doc
     resource = cmd.resource
-    normalizer = Normalizer(cmd.policy_id, _now(now))
+    normalizer = Normalizer(cmd.policy_id, _now(now), granularity)
     if resource.kind is PolicyKind.POLICY:
         policy = normalizer.policy(cmd.value)
         _check(cmd.headers, revision_tag(state.revision), read=False)

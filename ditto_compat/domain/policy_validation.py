@@ -165,10 +165,12 @@ def normalize_address(resource: PolicyResource, policy_id: str) -> PolicyResourc
 # ----------------------------------------------------------------------------------------------- values
 @dataclass(frozen=True, slots=True)
 class Normalizer:
-    """Validates and normalizes the JSON of one write to ``policy_id`` at time ``now``."""
+    """Validates and normalizes the JSON of one write to ``policy_id`` at time ``now``; subject expiries are
+    rounded up to ``granularity`` (Ditto's ``POLICY_SUBJECT_EXPIRY_GRANULARITY``)."""
 
     policy_id: str
     now: datetime
+    granularity: timedelta = EXPIRY_GRANULARITY
 
     def value(self, resource: PolicyResource, value: Any) -> Any:
         """The normal form of ``value`` written at ``resource``."""
@@ -259,7 +261,9 @@ class Normalizer:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
             # a naive time has no instant; the extremes of the calendar cannot be rounded up
-            rounded = _round_up(parsed.astimezone(UTC)) if parsed.tzinfo is not None else None
+            rounded = (
+                _round_up(parsed.astimezone(UTC), self.granularity) if parsed.tzinfo is not None else None
+            )
         except (ValueError, OverflowError):
             rounded = None
         if rounded is None:
@@ -365,8 +369,8 @@ def too_many_imports(count: int) -> PolicyImportsTooLarge:
     )
 
 
-def _round_up(moment: datetime) -> datetime:
-    step = EXPIRY_GRANULARITY.total_seconds()
+def _round_up(moment: datetime, granularity: timedelta) -> datetime:
+    step = granularity.total_seconds()
     seconds = moment.timestamp()
     return datetime.fromtimestamp(math.ceil(seconds / step) * step, UTC)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, NoReturn
 
 from ditto_compat.domain import policy_commands as strategies
@@ -29,6 +30,7 @@ from ditto_compat.domain.entity import EntityState
 from ditto_compat.domain.policy_commands import PolicyCommand, PolicyEvent, PolicyOutcome
 from ditto_compat.domain.policy_resolution import MAX_IMPORT_DEPTH, import_ids, missing_policy_ids
 from ditto_compat.domain.policy_resources import PolicyKind, PolicyResource, policy_not_found
+from ditto_compat.domain.policy_validation import EXPIRY_GRANULARITY
 from ditto_compat.errors import PolicyActionFailed, PolicyNotFound, PolicyNotModifiable, PolicyUnavailable
 from ditto_compat.model.ids import namespace_of
 from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store, StoreUnavailable
@@ -39,18 +41,34 @@ from ditto_compat.service.locks import MAX_CAS_ATTEMPTS, KeyedLocks
 log = logging.getLogger(__name__)
 
 PolicyEventListener = Callable[[PolicyEvent], None]
+# (policy id, the policy as committed; None when deleted): e.g. service/policy_announcements.py
+PolicyWriteListener = Callable[[str, dict[str, Any] | None], None]
 
 
 class PolicyService:
-    def __init__(self, store: Store, enforcers: EnforcerCache, *, clock: Callable[[], str] = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        enforcers: EnforcerCache,
+        *,
+        clock: Callable[[], str] = utc_now,
+        expiry_granularity: timedelta = EXPIRY_GRANULARITY,
+    ) -> None:
         self.store = store
         self.enforcers = enforcers
         self._clock = clock
+        self._granularity = expiry_granularity
         self._locks = KeyedLocks()
         self._listeners: list[PolicyEventListener] = []
+        self._write_listeners: list[PolicyWriteListener] = []
 
     def subscribe(self, listener: PolicyEventListener) -> None:
         self._listeners.append(listener)
+
+    def on_written(self, listener: PolicyWriteListener) -> None:
+        """``listener`` hears of every committed write with the whole new policy, under the policy's lock (so
+        in commit order), before the caller is answered."""
+        self._write_listeners.append(listener)
 
     async def handle(self, cmd: PolicyCommand, auth: AuthContext) -> PolicyOutcome:
         cmd = strategies.prepare(cmd, auth.default_subject)
@@ -145,6 +163,11 @@ class PolicyService:
                 log.debug("revision conflict on policy %s, retrying", cmd.policy_id)
                 continue
             await self._reindex_importers(cmd.policy_id)
+            for listener in self._write_listeners:
+                try:
+                    listener(cmd.policy_id, outcome.new_doc)
+                except Exception:  # the write is committed; a listener cannot undo it
+                    log.exception("policy write listener failed")
             return outcome
         raise PolicyUnavailable(
             f"The Policy with ID '{cmd.policy_id}' is changed concurrently too often, please try again later."
@@ -191,7 +214,7 @@ class PolicyService:
         if cmd.action == "delete":
             outcome = strategies.delete(cmd, state, revision, now)
         else:
-            outcome = strategies.modify(cmd, state, revision, now)
+            outcome = strategies.modify(cmd, state, revision, now, self._granularity)
         strategies.check_lockout(cmd, outcome.new_doc)  # a deleted policy (no new_doc) locks nobody out
         await self._authorize_imports(cmd, auth, outcome)
         return outcome
@@ -200,7 +223,7 @@ class PolicyService:
         self, cmd: PolicyCommand, auth: AuthContext, state: EntityState | None, revision: int, now: str
     ) -> PolicyOutcome:
         create = replace(cmd, action="create")
-        outcome = strategies.create(create, state, revision, now)
+        outcome = strategies.create(create, state, revision, now, self._granularity)
         assert outcome.new_doc is not None
         await self._authorize_imports(create, auth, outcome)
         # Ditto's PolicyCommandEnforcement#authorizeCreatePolicy: the creator is checked against the policy being

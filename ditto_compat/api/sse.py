@@ -9,12 +9,23 @@ event's ``{topic, path, value, headers}`` — may be selected; an event that pro
 
 A comment line is sent as a heartbeat every second when nothing else was, so proxies keep the stream open.
 
-Resuming (an extension Ditto does not have on the plain stream, built on its historical parameters): on a
-stream of one Thing every event also carries ``id: <revision>``; a reconnect with ``Last-Event-ID`` replays
-the journal after that revision, then continues live. ``from-historical-revision`` (negative: relative to
-the current revision, ``0``: the first) / ``from-historical-timestamp`` start the stream earlier, and
-``to-historical-revision`` / ``to-historical-timestamp`` end it after the replay. The live subscription is
-taken before the journal is read, and live events already replayed are skipped, so nothing falls in between.
+Resuming (an extension: Ditto sends no ``id:`` on Thing streams, only on its search stream, where the id is
+the Thing id; this one is built on its historical parameters). On a stream of one Thing every event also
+carries ``id: <revision>``; a reconnect with ``Last-Event-ID`` replays the journal after that revision, then
+continues live. ``from-historical-revision`` (negative: relative to the current revision, ``0``: the first) /
+``from-historical-timestamp`` start the stream earlier, and ``to-historical-revision`` /
+``to-historical-timestamp`` end it after the replay. The live subscription is taken before the journal is
+read, and live events already replayed are skipped, so nothing falls in between.
+
+A stream of several Things (``GET /api/2/things?ids=a,b``) resumes the same way, per Thing: its id is the
+position in every requested Thing, ``<thingId>=<revision>`` joined by ``,`` in Thing id order (ids
+percent-encoded but for ``:``; e.g. ``id:org.acme:a=12,org.acme:b=0``), the revision being the last one the
+stream has passed for that Thing (0: none yet). The stream opens with an event that carries only that id, which
+an EventSource records without firing ``message``, so a client that lost the connection before the first
+change still resumes from where it connected. A reconnect with ``Last-Event-ID`` replays from the journal what
+each Thing missed, in the order of the events' timestamps, then continues live. A stream without ``ids``
+carries no id and does not resume: the journal is kept per Thing with no order across Things, so there is no
+position to resume from short of visiting every Thing that changed while the client was away.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 import orjson
 from starlette.requests import Request
@@ -84,18 +96,26 @@ async def thing_stream(
     )
     replay = _replay_range(request, thing_id) if thing_id is not None else None
     render = _Renderer(fields, pointer, with_id=thing_id is not None)
+    cursor: _Cursor | None = None
+    if thing_id is None and ids is not None:
+        resumed = _Cursor.parse(request.headers.get("last-event-id"), ids)
+        # where the Things stand before the subscription is taken: nothing after it is missed on a resume
+        fresh = await _current_states(ctx, [t for t in ids if t not in resumed])
+        positions = {t: 0 for t in ids} | {t: s.revision for t, s in fresh.items()} | resumed
+        cursor = _Cursor(positions, resumed)
     # subscribed before the journal is read: events committed meanwhile are queued, not lost
     ctx.hub.add(subscription)
     try:
-        history = (
-            await _history(ctx, subscription, thing_id, replay)
-            if replay is not None and thing_id is not None
-            else []
-        )
+        if replay is not None and thing_id is not None:
+            history = await _history(ctx, subscription, thing_id, replay)
+        elif cursor is not None and cursor.resumed:
+            history = await _missed(ctx, subscription, cursor.resumed)
+        else:
+            history = []
     except BaseException:
         ctx.hub.remove(subscription)
         raise
-    stream = _events(ctx, subscription, render, history, replay)
+    stream = _events(ctx, subscription, render, history, replay, cursor)
     return StreamingResponse(
         stream, media_type=EVENT_STREAM, headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
     )
@@ -158,11 +178,83 @@ def _timestamp_param(name: str, text: str | None) -> str | None:
     return text
 
 
+class _Cursor:
+    """The position of a stream of several Things: the last revision it passed per requested Thing."""
+
+    def __init__(self, positions: dict[str, int], resumed: dict[str, int]) -> None:
+        self.positions = positions
+        self.resumed = resumed  # the positions a Last-Event-ID gave (empty: a new stream)
+        self._order = sorted(positions)
+        self._keys = {t: quote(t, safe=":") for t in positions}
+        self._text: str | None = None
+
+    def advance(self, thing_id: str, revision: int) -> None:
+        if thing_id not in self.positions:  # the subscription only passes requested Things; to be safe
+            self._order = sorted([*self._order, thing_id])
+            self._keys[thing_id] = quote(thing_id, safe=":")
+        if revision > self.positions.get(thing_id, 0):
+            self.positions[thing_id] = revision
+            self._text = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = ",".join(f"{self._keys[t]}={self.positions[t]}" for t in self._order)
+        return self._text
+
+    @staticmethod
+    def parse(header: str | None, ids: frozenset[str]) -> dict[str, int]:
+        """The positions of the requested Things a ``Last-Event-ID`` gives (others are left out)."""
+        if header is None or not header.strip():
+            return {}
+        out: dict[str, int] = {}
+        for part in header.strip().split(","):
+            key, equals, revision = part.rpartition("=")
+            thing_id = unquote(key)
+            if not equals or not revision.isdigit():
+                raise HeaderInvalid(
+                    f"The value '{header}' of 'Last-Event-ID' is not a position of this stream.",
+                    "Send the id of the last event received: <thingId>=<revision>, joined by ','.",
+                )
+            if thing_id in ids:
+                out[thing_id] = int(revision)
+        return out
+
+
+async def _current_states(ctx: AppContext, thing_ids: list[str]) -> dict[str, EntityState]:
+    """The stored states of the Things, deleted ones (their tombstone revision) included."""
+    found = await ctx.store.get_many("things", sorted(thing_ids)) if thing_ids else {}
+    for thing_id in thing_ids:
+        if thing_id not in found:
+            state = await ctx.store.get("things", thing_id)
+            if state is not None:
+                found[thing_id] = state
+    return found
+
+
+async def _missed(ctx: AppContext, subscription: Subscription, positions: dict[str, int]) -> list[Delivery]:
+    """What each Thing's journal holds after its position, as the subscriber may see it now, in the order of
+    the events' timestamps (the order the stream would have had)."""
+    current = await _current_states(ctx, list(positions))
+    out: list[Delivery] = []
+    for thing_id, state in sorted(current.items()):
+        if state.revision > positions[thing_id]:
+            replay = _Replay(positions[thing_id] + 1, None, None, None)
+            out += await _history(ctx, subscription, thing_id, replay, state)
+    out.sort(key=lambda d: d.change.event.timestamp)  # stable: each Thing's events stay in revision order
+    return out
+
+
 async def _history(
-    ctx: AppContext, subscription: Subscription, thing_id: str, replay: _Replay
+    ctx: AppContext,
+    subscription: Subscription,
+    thing_id: str,
+    replay: _Replay,
+    current: EntityState | None = None,
 ) -> list[Delivery]:
     """The journal's events of one Thing in the range, as the subscriber may see them now."""
-    current = await ctx.store.get("things", thing_id)
+    if current is None:
+        current = await ctx.store.get("things", thing_id)
     if current is None:
         return []
     start = replay.from_revision if replay.from_revision is not None else 1
@@ -204,7 +296,7 @@ class _Renderer:
         self.pointer = pointer
         self.with_id = with_id
 
-    def frame(self, delivery: Delivery) -> bytes | None:
+    def frame(self, delivery: Delivery, cursor: _Cursor | None = None) -> bytes | None:
         change = delivery.change
         event = change.event
         data: Any = {"thingId": event.thing_id}
@@ -229,6 +321,8 @@ class _Renderer:
         lines = f"data:{orjson.dumps(data).decode()}\n"
         if self.with_id:
             lines = f"id:{event.revision}\n" + lines
+        elif cursor is not None:
+            lines = f"id:{cursor.text}\n" + lines
         return (lines + "\n").encode()
 
 
@@ -238,12 +332,19 @@ async def _events(
     render: _Renderer,
     history: list[Delivery],
     replay: _Replay | None,
+    cursor: _Cursor | None = None,
 ) -> AsyncIterator[bytes]:
     try:
-        last_revision: dict[str, int] = {}
+        # what the client has: live events up to it are skipped
+        last_revision: dict[str, int] = dict(cursor.resumed) if cursor is not None else {}
+        if cursor is not None:
+            yield f"id:{cursor.text}\n\n".encode()  # the position the stream starts at
         for delivery in history:
-            frame = render.frame(delivery)
-            last_revision[delivery.change.event.thing_id] = delivery.change.event.revision
+            event = delivery.change.event
+            last_revision[event.thing_id] = event.revision
+            if cursor is not None:
+                cursor.advance(event.thing_id, event.revision)
+            frame = render.frame(delivery, cursor)
             if frame is not None:
                 yield frame
         if replay is not None and replay.ends:
@@ -260,7 +361,9 @@ async def _events(
             event = live.change.event
             if event.revision <= last_revision.get(event.thing_id, 0):
                 continue  # already replayed from the journal
-            frame = render.frame(live)
+            if cursor is not None:
+                cursor.advance(event.thing_id, event.revision)
+            frame = render.frame(live, cursor)
             if frame is not None:
                 yield frame
     finally:

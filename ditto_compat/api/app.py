@@ -75,11 +75,13 @@ def build_context(
     )
     announcements = PolicyAnnouncer(store)
     policies.on_written(announcements.policy_written)
-    hub = EventHub(dispatcher.thing_enforcer)
+    acks = AckRouter()
+    hub = EventHub(
+        dispatcher.thing_enforcer, on_withheld=lambda change, owners: acks.withheld(change.headers, owners)
+    )
     dispatcher.subscribe(hub.publish)
     messages = MessageRouter(dispatcher.visible_thing_enforcer)
     search = SearchService(dispatcher)
-    acks = AckRouter()
     signals = SignalHandler(dispatcher, policies, acks, messages)
 
     def create_runtime(connection: Connection, monitor: ConnectionMonitor) -> ConnectionRuntime:

@@ -8,12 +8,15 @@ the same dispatcher and policy checks as HTTP, and their responses and errors co
 
 Live signals. Messages and live commands a client sends go to the other sessions that asked for them
 (``START-SEND-MESSAGES`` / ``-LIVE-COMMANDS``) and may READ them, never back to the sender; the first reply with
-the same correlation-id is the sender's answer. Live events go to ``START-SEND-LIVE-EVENTS`` subscribers.
+the same correlation-id is the sender's answer. Live events go to the other ``START-SEND-LIVE-EVENTS``
+subscribers.
 
 Acknowledgements (``basic-acknowledgements``). A session declares the labels it issues on connect
 (``declared-acks``, query parameter or header) and issues them with ``<ns>/<name>/things/<channel>/acks/<label>``
 frames. A command, message or live command that requests more than its channel's own acknowledgement is
-answered with the aggregated ``<ns>/<name>/things/<channel>/acks`` frame.
+answered with the aggregated ``<ns>/<name>/things/<channel>/acks`` frame. A session that declared a requested
+label but does not get the event (its filter, namespaces or policy exclude it) answers at once with a weak
+acknowledgement (``ditto-weak-ack: true``, service/acks.py), as Ditto does.
 
 Ordering. Commands run concurrently (a slow one does not hold up the socket), and one writer task sends
 every frame. An event that carries the correlation-id of a command whose response is not sent yet is held
@@ -83,7 +86,7 @@ from ditto_compat.service.acks import (
     persisted_acks,
 )
 from ditto_compat.service.dispatcher import utc_now
-from ditto_compat.service.hub import Delivery, Sink, Subscription, subscription_for
+from ditto_compat.service.hub import Delivery, Subscription, subscription_for
 from ditto_compat.service.messages import (
     CLAIM_DEFAULT_TIMEOUT_S,
     CLAIM_MAX_TIMEOUT_S,
@@ -483,7 +486,7 @@ class WsSession:
             envelope.timestamp or utc_now(),
         )
         headers = {str(k).lower(): str(v) for k, v in envelope.headers.items()}
-        self.ctx.hub.publish(ThingChange(event, twin, None, headers, channel="live"))
+        self.ctx.hub.publish(ThingChange(event, twin, None, headers, channel="live", origin=self))
 
     def offer_live_command(self, frame: dict[str, Any]) -> bool:
         """A live command for this session's client (it sent ``START-SEND-LIVE-COMMANDS``)."""
@@ -536,7 +539,7 @@ class WsSession:
         if start and kind in ("EVENTS", "LIVE-EVENTS"):
             try:
                 channel = "live" if kind == "LIVE-EVENTS" else "twin"
-                subscription = _subscription(self.auth, params, channel, self._deliver_event)
+                subscription = _subscription(self, params, channel)
             except DittoError as error:
                 await self._send_error(error, None, _correlation(params))
                 return
@@ -702,13 +705,14 @@ def _correlation(params: Mapping[str, str]) -> dict[str, Any]:
     return {"correlation-id": cid} if cid else {}
 
 
-def _subscription(auth: AuthContext, params: Mapping[str, str], channel: str, sink: Sink) -> Subscription:
+def _subscription(session: WsSession, params: Mapping[str, str], channel: str) -> Subscription:
     """``namespaces``, ``filter`` and ``extraFields`` of a ``START-SEND-EVENTS`` / ``-LIVE-EVENTS``."""
     return subscription_for(
-        auth.subjects,
+        session.subjects,
         namespaces=_namespaces(params),
         filter_text=params.get("filter") or None,
         extra_fields_text=params.get("extraFields") or None,
         channel=channel,
-        sink=sink,
+        sink=session._deliver_event,
+        owner=session,
     )

@@ -94,6 +94,8 @@ class ThingChange:
     previous: EntityState | None
     headers: dict[str, str]
     channel: str = "twin"  # "live": an event a device announced, not a change of the twin
+    # who announced a live event (its WebSocket session): Ditto does not send a live signal back to its sender
+    origin: object | None = None
 
     @property
     def thing(self) -> dict[str, Any] | None:

@@ -167,6 +167,22 @@ class AckRouter:
             )
         return self.issue(correlation_id, ack)
 
+    def withheld(self, headers: Mapping[str, str], owners: set[object]) -> None:
+        """Weak acknowledgements (``basic-acknowledgements``): a signal requested labels declared by
+        subscribers that did not get it (their filter or policy excluded it). Each such label is answered at
+        once with 200 and ``ditto-weak-ack: true``, so that the requester does not wait for its timeout."""
+        correlation_id = headers.get("correlation-id")
+        if not correlation_id or correlation_id not in self._waiting:
+            return
+        try:
+            labels = parse_requested_acks(headers.get("requested-acks")) or ()
+        except DittoError:
+            return
+        for label in labels:
+            if label not in BUILT_IN and self._declared.get(label) in owners:
+                weak = {"correlation-id": correlation_id, "ditto-weak-ack": True}
+                self.issue(correlation_id, Ack(label, 200, weak))
+
     @contextmanager
     def pending(self, correlation_id: str, request: AckRequest) -> Iterator[PendingAcks]:
         """Wait for the custom labels of ``request`` (registered before the signal goes out, so that no

@@ -79,6 +79,9 @@ class Subscription:
     queue_size: int = DEFAULT_QUEUE_SIZE
     sink: Sink | None = None
     on_end: Callable[[], None] | None = None
+    # the consumer (a WebSocket session): it does not get the live events it announced itself, and it is who
+    # the acknowledgement labels it declared belong to (weak acknowledgements, see EventHub)
+    owner: object | None = None
     dropped: int = 0
     overflowed: bool = False
     _queue: asyncio.Queue[Delivery | None] | None = field(init=False, default=None)
@@ -139,6 +142,7 @@ def subscription_for(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     sink: Sink | None = None,
     on_end: Callable[[], None] | None = None,
+    owner: object | None = None,
 ) -> Subscription:
     """A subscription from Ditto's textual options (``namespaces``, RQL ``filter``, ``extraFields``), as a
     WebSocket ``START-SEND-EVENTS`` or a connection target's topic gives them. Raises the RQL or fields error."""
@@ -157,6 +161,7 @@ def subscription_for(
         queue_size=queue_size,
         sink=sink,
         on_end=on_end,
+        owner=owner,
     )
 
 
@@ -187,9 +192,17 @@ def _audience_key(subscription: Subscription) -> tuple[Any, ...]:
     )
 
 
+WithheldListener = Callable[[ThingChange, set[object]], None]
+
+
 class EventHub:
-    def __init__(self, enforcer_of: EnforcerOf) -> None:
+    """See the module docstring. ``on_withheld``: told, for an event that requests acknowledgements, which
+    subscription owners of its channel did not get it (filtered out, not allowed to READ it, or its sender), so
+    that the labels they declared can be answered with weak acknowledgements (``basic-acknowledgements``)."""
+
+    def __init__(self, enforcer_of: EnforcerOf, *, on_withheld: WithheldListener | None = None) -> None:
         self._enforcer_of = enforcer_of
+        self._on_withheld = on_withheld
         self._changes: asyncio.Queue[ThingChange] = asyncio.Queue()
         self._audiences: dict[tuple[Any, ...], _Audience] = {}
         self._subscriptions: dict[Subscription, tuple[Any, ...]] = {}  # -> its audience's key
@@ -261,6 +274,19 @@ class EventHub:
         await self._changes.join()
 
     async def _fan_out(self, change: ThingChange) -> None:
+        if self._on_withheld is None or "requested-acks" not in change.headers:
+            await self._offer_all(change, None)
+            return
+        owners = {s.owner for s in self._subscriptions if s.owner is not None and s.channel == change.channel}
+        reached: set[object] = set()
+        try:
+            await self._offer_all(change, reached)
+        finally:
+            if owners - reached:
+                self._on_withheld(change, owners - reached)
+
+    async def _offer_all(self, change: ThingChange, reached: set[object] | None) -> None:
+        """Offer ``change`` to every subscription that may see it; adds to ``reached`` the owners it reached."""
         audiences = [a for a in self._audiences.values() if _wants(a.sample, change)]
         if not audiences:
             return
@@ -286,8 +312,12 @@ class EventHub:
             if sample.matches is not None and not sample.matches(partial):
                 continue
             for subscription in list(audience.members):
+                if change.origin is not None and subscription.owner is change.origin:
+                    continue
                 if subscription._offer(delivery):
                     self.delivered += 1
+                    if reached is not None:
+                        reached.add(subscription.owner)
                 else:
                     self.dropped += 1
                     if subscription.overflowed:

@@ -174,3 +174,31 @@ async def test_acknowledgement_rules_over_the_socket(server: LiveServer) -> None
         await nothing_arrives(ws)
     async with httpx.AsyncClient(base_url=server.base_url, headers=ALICE, timeout=10) as client:
         assert (await client.get(f"/api/2/things/{thing_id}/attributes/x")).json() == 42
+
+
+async def test_a_subscriber_that_filters_the_event_out_answers_with_a_weak_ack(server: LiveServer) -> None:
+    """``basic-acknowledgements`` "Weak Acknowledgements": the requester does not wait for the timeout."""
+    thing_id = new_thing_id()
+    namespace, name = thing_id.split(":")
+    await create(server, thing_id)
+    filtered, other_ns, acking = new_label("filtered"), new_label("elsewhere"), new_label("real")
+    async with (
+        socket(server, ALICE, f"?declared-acks={filtered}") as by_filter,
+        socket(server, ALICE, f"?declared-acks={other_ns}") as by_namespace,
+        socket(server, ALICE, f"?declared-acks={acking}") as device,
+        socket(server, ALICE) as app,
+    ):
+        await subscribe(by_filter, "filter=eq(attributes/x,-1)")
+        await subscribe(by_namespace, "namespaces=org.elsewhere")
+        await subscribe(device)
+        requested = ["twin-persisted", filtered, other_ns, acking]
+        await app.send(command(thing_id, "weak-1", 5, **{"requested-acks": requested, "timeout": "20s"}))
+        await answer_next_event(device, acking, 200)
+        answer = await asyncio.wait_for(receive(app), 5)  # long before the 20 s timeout
+        assert (answer["topic"], answer["status"]) == (f"{namespace}/{name}/things/twin/acks", 200)
+        for label in (filtered, other_ns):
+            assert answer["value"][label]["status"] == 200
+            assert answer["value"][label]["headers"]["ditto-weak-ack"] is True
+        assert "ditto-weak-ack" not in answer["value"][acking]["headers"]
+        await nothing_arrives(by_filter)
+        await nothing_arrives(by_namespace)

@@ -180,7 +180,9 @@ class InboundPipeline:
         if route is None:  # the adapter consumed from a source this connection no longer has
             monitor.record("inbound", "dropped", True, address)
             return []
-        placeholders = self._placeholders(message, None)
+        # only a source with header mapping or subject placeholders needs them (telemetry usually has neither)
+        needs_placeholders = bool(route.header_mapping) or route.static_auth is None
+        placeholders = self._placeholders(message, None) if needs_placeholders else None
         try:
             envelopes: list[Envelope] = []
             for mapper in route.mappers:
@@ -193,7 +195,7 @@ class InboundPipeline:
         if not envelopes:
             monitor.record("inbound", "dropped", True, address)
             return []
-        mapped_headers = self._mapped_headers(route, placeholders)
+        mapped_headers = self._mapped_headers(route, placeholders) if placeholders is not None else {}
         work: list[_Work] = []
         for envelope in envelopes:
             if mapped_headers:
@@ -233,9 +235,10 @@ class InboundPipeline:
         return mapped
 
     @staticmethod
-    def _auth(route: SourceRoute, placeholders: PlaceholderSource) -> AuthContext:
+    def _auth(route: SourceRoute, placeholders: PlaceholderSource | None) -> AuthContext:
         if route.static_auth is not None:
             return route.static_auth
+        assert placeholders is not None  # resolved for every source whose subjects have placeholders
         subjects = tuple(s for s in (t.resolve(placeholders) for t in route.subjects) if s)
         if not subjects:
             raise AuthorizationContextUnresolved()

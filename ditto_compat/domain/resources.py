@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from ditto_compat.errors import DittoError, ResourceNotFound
 from ditto_compat.model.pointer import Pointer, format_pointer
@@ -118,6 +119,7 @@ def thing_not_found(thing_id: str) -> DittoError:
     return ThingResource(Kind.THING, ()).not_found(thing_id)
 
 
+@lru_cache(maxsize=4096)  # a few paths are addressed over and over (telemetry); resources are immutable
 def resource_of(path: Pointer) -> ThingResource:
     """Classify a path inside a Thing; paths that address nothing Ditto knows answer 404."""
     n = len(path)

@@ -208,10 +208,12 @@ def header_text(name: str, value: Any) -> str:
 
 
 def text_headers(headers: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
-    """The text form of the named headers that are present (names compared case-insensitively)."""
+    """The text form of the named headers that are present (names compared case-insensitively; the exact name
+    wins over another casing). ``names`` are lower case."""
+    lowered = {key.lower(): value for key, value in headers.items()}
     out: dict[str, str] = {}
     for name in names:
-        value = header_value(headers, name)
+        value = headers[name] if name in headers else lowered.get(name)
         if value is not None:
             out[name] = header_text(name, value)
     return out

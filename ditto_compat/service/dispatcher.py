@@ -36,7 +36,6 @@ from ditto_compat.domain.policy_resolution import check_policy_lockout, resolve_
 from ditto_compat.domain.resources import Kind, thing_not_found
 from ditto_compat.domain.things import Outcome, ThingCommand
 from ditto_compat.errors import (
-    DittoError,
     InlinePolicyNotAllowed,
     JsonInvalid,
     PolicyConflicting,
@@ -161,7 +160,9 @@ class Dispatcher:
             cmd, auth = commands[index]
             try:
                 results[index] = await self.handle(cmd, auth)
-            except DittoError as error:
+            except StoreUnavailable:
+                raise
+            except Exception as error:  # as in _plan: this command only
                 results[index] = error
         return [result if result is not None else ThingUnavailable() for result in results]
 

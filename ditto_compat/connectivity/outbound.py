@@ -9,6 +9,12 @@ resolved from placeholders (an address that cannot be resolved drops the message
 published by the client adapter. Each target publishes in order, from its own task, so a slow broker delays
 only its own target; a target that falls behind by more than its queue is resubscribed, and what it missed is
 counted and logged as dropped.
+
+Acknowledgements (``basic-acknowledgements``, "issued by connection targets"). A target with an
+``issuedAcknowledgementLabel`` declares that label while the connection is open; an event that requests it is
+acknowledged once the target published it: 200 when every message the mappers made was published, 503 with
+the error when one was not, and a weak acknowledgement when the target's filter, namespaces or mapping let
+nothing out, so the requester never waits for its timeout because of a target.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ditto_compat.connectivity.definition import CONNECTION_ID_PLACEHOLDER
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.mapping.base import MessageMapper
 from ditto_compat.connectivity.model import Connection, Target, TargetTopic
 from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.placeholders import PlaceholderSource, Template, compile_template
 from ditto_compat.errors import DittoError
-from ditto_compat.protocol.envelope import Envelope, parse_envelope
+from ditto_compat.protocol.envelope import Envelope, header_text, parse_envelope
+from ditto_compat.service.acks import Ack, AckRouter, parse_requested_acks
 from ditto_compat.service.hub import EventHub, Subscription, subscription_for
 from ditto_compat.service.messages import MessageRouter, ThingMessage
 from ditto_compat.service.signal_envelopes import event_envelope, message_envelope
@@ -87,6 +95,32 @@ class _Signals:
         return True
 
 
+class _NothingPublished:
+    """The target's mappers made nothing of the signal, or its address could not be resolved."""
+
+
+_NOTHING_PUBLISHED = _NothingPublished()
+
+
+@dataclass(eq=False, slots=True)
+class _Issuer:
+    """A target that issues an acknowledgement label: the owner of that label in the ack router."""
+
+    label: str
+
+
+def _requested(envelope: Envelope) -> tuple[str, ...]:
+    value = envelope.header("requested-acks")
+    if value is None:
+        return ()
+    try:
+        if isinstance(value, list):
+            return tuple(str(label) for label in value)
+        return parse_requested_acks(header_text("requested-acks", value)) or ()
+    except DittoError:
+        return ()
+
+
 class OutboundPipeline:
     def __init__(
         self,
@@ -97,6 +131,8 @@ class OutboundPipeline:
         monitor: ConnectionMonitor,
         publish: Publisher,
         clock: Clock,
+        *,
+        acks: AckRouter | None = None,
     ) -> None:
         self._connection = connection
         self._routes = tuple(routes)
@@ -108,8 +144,11 @@ class OutboundPipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[Subscription] = []
         self._receivers: list[_Signals] = []
+        self._acks = acks
+        self._issuers: dict[int, _Issuer] = {}  # by target index
 
     def start(self) -> None:
+        self._declare_labels()
         for route in self._routes:
             for topic in route.target.topics:
                 if topic.kind in ("twin/events", "live/events"):
@@ -118,7 +157,30 @@ class OutboundPipeline:
                     self._tasks.append(asyncio.create_task(self._pump_signals(route, topic)))
                 # policy and connection announcements are never emitted by this server
 
+    def _declare_labels(self) -> None:
+        if self._acks is None:
+            return
+        for route in self._routes:
+            label = route.target.issued_acknowledgement_label
+            if label is None:
+                continue
+            issuer = _Issuer(CONNECTION_ID_PLACEHOLDER.sub(f"{self._connection.id}:", label))
+            try:
+                self._acks.declare([issuer.label], issuer)
+            except (
+                DittoError
+            ) as error:  # e.g. a WebSocket session declared it first: the target issues nothing
+                self._log(
+                    "failure", "dispatched", f"{error.error_code}: {error.message}", route.target.address
+                )
+                continue
+            self._issuers[route.target.index] = issuer
+
     async def stop(self) -> None:
+        if self._acks is not None:
+            for issuer in self._issuers.values():
+                self._acks.release(issuer)
+        self._issuers.clear()
         for subscription in self._subscriptions:
             self._hub.remove(subscription)
         for receiver in self._receivers:
@@ -142,6 +204,7 @@ class OutboundPipeline:
             extra_fields_text=topic.extra_fields,
             channel="live" if topic.kind == "live/events" else "twin",
             queue_size=TARGET_QUEUE_SIZE,
+            owner=self._issuers.get(route.target.index),
         )
         self._hub.add(subscription)
         self._subscriptions.append(subscription)
@@ -190,6 +253,25 @@ class OutboundPipeline:
 
     # ------------------------------------------------------------------------------------------ sending
     async def _send(self, route: TargetRoute, envelope: Envelope) -> None:
+        issuer = self._issuers.get(route.target.index)
+        if issuer is None or issuer.label not in _requested(envelope):
+            await self._publish_mapped(route, envelope)
+            return
+        failure = await self._publish_mapped(route, envelope)
+        correlation_id = envelope.correlation_id or ""
+        headers: dict[str, Any] = {"correlation-id": correlation_id}
+        if failure is None:
+            ack = Ack(issuer.label, 200, headers)
+        elif isinstance(failure, _NothingPublished):
+            ack = Ack(issuer.label, 200, {**headers, "ditto-weak-ack": True})
+        else:
+            error = {"status": 503, "error": "connectivity:message.sending.failed", "message": failure}
+            ack = Ack(issuer.label, 503, headers, error)
+        assert self._acks is not None
+        self._acks.issue(correlation_id, ack)
+
+    async def _publish_mapped(self, route: TargetRoute, envelope: Envelope) -> str | _NothingPublished | None:
+        """Map, address and publish one signal; None when every message went out, else what went wrong."""
         target = route.target
         self._monitor.record("outbound", "dispatched", True, target.address)
         try:
@@ -199,13 +281,16 @@ class OutboundPipeline:
         except DittoError as error:
             self._monitor.record("outbound", "mapped", False, target.address)
             self._log("failure", "mapped", f"{error.error_code}: {error.message}", target.address, envelope)
-            return
+            return f"The signal could not be mapped: {error.message}"
         self._monitor.record("outbound", "mapped", True, target.address)
+        if not outgoing:
+            return _NOTHING_PUBLISHED
         placeholders = PlaceholderSource.for_envelope(envelope, connection_id=self._connection.id)
         address = route.address.resolve(placeholders)
         if address is None:  # Ditto drops a message whose target address cannot be resolved
             self._monitor.record("outbound", "dropped", True, target.address)
-            return
+            return _NOTHING_PUBLISHED
+        failure: str | None = None
         for message in outgoing:
             message.address = address
             for name, template in route.header_mapping:
@@ -219,8 +304,10 @@ class OutboundPipeline:
             except Exception as error:  # logged and counted; the next signal is tried
                 self._monitor.record("outbound", "published", False, address)
                 self._log("failure", "published", f"Publishing failed: {error}", address, envelope)
+                failure = f"Publishing to '{address}' failed: {error}"
                 continue
             self._monitor.record("outbound", "published", True, address)
+        return failure
 
     def _log(self, level: Any, step: str, text: str, address: str, envelope: Envelope | None = None) -> None:
         self._monitor.log(

@@ -17,6 +17,7 @@ from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.outbound import OutboundPipeline, compile_target
 from ditto_compat.connectivity.placeholders import Condition, PlaceholderSource
 from ditto_compat.protocol.envelope import Envelope
+from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
 from ditto_compat.service.signals import SignalHandler
@@ -79,6 +80,7 @@ class RunningConnection:
         hub: EventHub,
         messages: MessageRouter,
         clock: Clock,
+        acks: AckRouter | None = None,
     ) -> None:
         self.connection = connection
         self.monitor = monitor
@@ -86,6 +88,7 @@ class RunningConnection:
         self._signals = signals
         self._hub = hub
         self._messages = messages
+        self._acks = acks
         self._clock = clock
         self._outbound: OutboundPipeline | None = None
         self._mappers: list[MessageMapper] = []
@@ -103,7 +106,14 @@ class RunningConnection:
             connection, sources, self._signals, self.monitor, self._client.publish, self._clock
         )
         outbound = OutboundPipeline(
-            connection, targets, self._hub, self._messages, self.monitor, self._client.publish, self._clock
+            connection,
+            targets,
+            self._hub,
+            self._messages,
+            self.monitor,
+            self._client.publish,
+            self._clock,
+            acks=self._acks,
         )
         return inbound, outbound
 

@@ -10,6 +10,7 @@ from ditto_compat.connectivity.model import Connection
 from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.running import RunningConnection
 from ditto_compat.connectivity.runtime import ConnectionRuntime
+from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.dispatcher import utc_now
 from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
@@ -23,6 +24,7 @@ def create_runtime(
     signals: SignalHandler,
     hub: EventHub,
     messages: MessageRouter,
+    acks: AckRouter | None = None,
 ) -> ConnectionRuntime:
     """A runtime for ``connection``, unopened; raises a DittoError for a type without a client."""
 
@@ -47,4 +49,5 @@ def create_runtime(
         hub=hub,
         messages=messages,
         clock=utc_now,
+        acks=acks,
     )

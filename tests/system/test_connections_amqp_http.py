@@ -322,3 +322,69 @@ async def test_http_push_filtered_events_header_mapping_and_a_failing_endpoint(
 
         metrics = await wait_until(counted, "three successful and three failed pushes in the metrics")
         assert metrics["containsFailures"] is True
+
+
+async def test_targets_issue_their_acknowledgement_labels(
+    server: LiveServer, http_endpoint: RecordingEndpoint
+) -> None:
+    """``basic-acknowledgements``: a target's ``issuedAcknowledgementLabel`` is issued once the target published
+    the event (200), as a failure when publishing failed, and as a weak acknowledgement when its filter let the
+    event out; the HTTP command that requested the labels gets them all without waiting for its timeout."""
+    run = uuid.uuid4().hex[:6]
+    thing_id = f"org.example:acked-{run}"
+    topic = "_/_/things/twin/events"
+    definition = {
+        "name": "acknowledging web hooks",
+        "connectionType": "http-push",
+        "connectionStatus": "open",
+        "uri": http_endpoint.uri,
+        "sources": [],
+        "targets": [
+            {
+                "address": f"POST:/acked-{run}/{{{{ thing:name }}}}",
+                "topics": [topic],
+                "authorizationContext": ["nginx:alice"],
+                "issuedAcknowledgementLabel": "{{connection:id}}:pushed",
+            },
+            {
+                "address": f"POST:/never-{run}",
+                "topics": [f"{topic}?filter=eq(attributes/x,-1)"],
+                "authorizationContext": ["nginx:alice"],
+                "issuedAcknowledgementLabel": "{{connection:id}}:filtered",
+            },
+            {
+                "address": f"POST:/failing-{run}/status/500/x",
+                "topics": [topic],
+                "authorizationContext": ["nginx:alice"],
+                "issuedAcknowledgementLabel": "{{connection:id}}:failing",
+            },
+        ],
+    }
+    async with httpx.AsyncClient(base_url=server.base_url, headers=ALICE, timeout=30) as http:
+        connection_id = await create_connection(http, definition)
+        pushed, filtered, failing = (f"{connection_id}:{name}" for name in ("pushed", "filtered", "failing"))
+        assert (await http.put(f"/api/2/things/{thing_id}", json={"attributes": {"x": 0}})).status_code == 201
+        params = {"requested-acks": f"twin-persisted,{pushed},{filtered}", "timeout": "20s"}
+        r = await http.put(f"/api/2/things/{thing_id}/attributes/x", json=1, params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert {label: body[label]["status"] for label in body} == {
+            "twin-persisted": 204,
+            pushed: 200,
+            filtered: 200,
+        }
+        assert body[filtered]["headers"]["ditto-weak-ack"] is True
+        assert "ditto-weak-ack" not in body[pushed]["headers"]
+        assert r.elapsed.total_seconds() < 10  # not the 20 s timeout
+        # the acknowledgement came after the push: the endpoint has the event
+        (request,) = http_endpoint.matching(f"/acked-{run}/acked-{run}")[-1:]
+        assert json.loads(request.body)["value"] == 1
+        assert http_endpoint.matching(f"/never-{run}") == []
+        # one label: the response carries its status; a failed publish is not a success
+        r = await http.put(
+            f"/api/2/things/{thing_id}/attributes/x",
+            json=2,
+            params={"requested-acks": failing, "timeout": "20s"},
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "connectivity:message.sending.failed"  # the payload of the one ack

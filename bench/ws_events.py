@@ -11,17 +11,24 @@ fresh server:
    ``group = i % 10``); the same load. The server's RSS is read before connecting, with the 1,000 idle sessions
    connected, and after the run.
 
-Each PUT's value is ``{"t": <perf_counter_ns when sent>, "s": <sequence number>}``, so a subscriber measures the
-end-to-end latency (HTTP request sent -> event frame received) from the frame alone, and counts by sequence
+Each PUT's value is ``{"t": <CLOCK_MONOTONIC ns when sent>, "s": <sequence number>}``, so a subscriber measures
+the end-to-end latency (HTTP request sent -> event frame received) from the frame alone, and counts by sequence
 number which events it did not get. It also checks that the revisions it sees per thing increase without gaps.
 Prints p50/p99, delivered frames/s, missing events, CPU and RSS figures against the targets (reported, not
 enforced): p99 <= 50 ms, no drops at 10,000 delivered frames/s, <= 100 kB per idle session.
 
-    .venv/bin/python bench/ws_events.py                    # 20 s per phase
-    .venv/bin/python bench/ws_events.py --duration 10 --compression none
+Client and server share the machine (2 cores), so the client must cost clearly less per frame than the server it
+measures, or its own backlog shows up as latency. So the subscribers use ``bench/raw_ws.py`` by default
+(``--client raw``): a WebSocket client on ``asyncio.Protocol`` that parses frames in ``data_received`` and does the
+per-frame accounting in a synchronous callback (``--client websockets``, the ``websockets`` client, costs about 1.6
+times its CPU); the PUTs go over plain keep-alive sockets (``PutSender``, not httpx); and the objects of the set-up
+are frozen out of the garbage collector's reach before the load. The server negotiates permessage-deflate only
+when started with ``--ws-compression`` (``--server-compression`` here), and only the ``websockets`` client offers it.
 
-Client and server share the machine (2 cores). Every process is stopped by its PID; all traffic goes to
-127.0.0.1. See ``bench/README.md``.
+    .venv/bin/python bench/ws_events.py                    # 20 s per phase
+    .venv/bin/python bench/ws_events.py --phase 2 --duration 10 --client websockets --server-compression
+
+Every process is stopped by its PID; all traffic goes to 127.0.0.1. See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
+import os
 import resource
 import shutil
 import sys
@@ -55,34 +64,80 @@ from http_put import (
     percentile,
     wait_for_quiet,
 )
+from http_put import _read_response as read_http_response
+from raw_ws import RawWebSocket
 
 NAMESPACE = "bench"
 FEATURE, PROPERTY = "f", "p"
 GROUPS = 10  # thing i has attributes/group = i % GROUPS; a filtered subscriber matches one group
 CONNECT_CONCURRENCY = 50
+OPEN_TIMEOUT_S = 30.0
 FRAME_WAIT_S = 10.0
 DRAIN_TIMEOUT_S = 15.0
 HTTP_CONNECTIONS = 16
+HTTP_TIMEOUT_S = 30.0
 
 TARGET_P99_MS = 50.0
 TARGET_FRAMES_PER_S = 10_000.0
 TARGET_KB_PER_SESSION = 100.0
 
 Compression = Literal["deflate", "none"]
+ClientKind = Literal["raw", "websockets"]
 T = TypeVar("T")
+
+# Sender and subscribers read the same clock: CLOCK_MONOTONIC, which on Linux is one system-wide clock, so the
+# latency stays right if sender and subscribers ever run in different processes (perf_counter_ns is the same
+# clock on Linux, but Python only promises that within one process).
+clock = time.monotonic_ns
+
+
+@dataclass(slots=True)
+class Tally:
+    """What all subscribers of a phase share."""
+
+    latencies_ns: list[int] = field(default_factory=list)
+    measure_from_seq: int = 0  # events of earlier updates (warm-up) are counted but not timed
 
 
 @dataclass(slots=True)
 class Subscriber:
     index: int
-    ws: ClientConnection
     group: int | None  # None: sees every thing
+    tally: Tally
+    extensions: str  # Sec-WebSocket-Extensions of the handshake response ("" when none was negotiated)
+    raw: RawWebSocket | None = None  # exactly one of raw and ws
+    ws: ClientConnection | None = None
     frames: int = 0
     seen: set[int] = field(default_factory=set)  # sequence numbers received
     last_revision: dict[str, int] = field(default_factory=dict)
     revision_gaps: int = 0
-    unexpected: int = 0  # frames that are not events of our writes (errors, foreign topics)
+    unexpected: int = 0  # frames that are not events of our writes (errors, foreign topics, binary)
     closed_code: int | None = None
+
+    def account(self, message: str | bytes, text: bool, received_ns: int) -> None:
+        """One received message: the raw client calls it from ``data_received``, so it must stay cheap."""
+        if not text:
+            self.unexpected += 1
+            return
+        try:
+            frame = orjson.loads(message)
+            value = frame["value"]
+            seq = value["s"]
+            sent_ns = value["t"]
+            topic: str = frame["topic"]
+            revision = frame["revision"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.unexpected += 1
+            return
+        self.frames += 1
+        self.seen.add(seq)
+        tally = self.tally
+        if seq >= tally.measure_from_seq:
+            tally.latencies_ns.append(received_ns - sent_ns)
+        last = self.last_revision.get(topic)
+        if last is not None and revision != last + 1:
+            self.revision_gaps += 1
+        self.last_revision[topic] = revision
 
 
 @dataclass(slots=True)
@@ -122,6 +177,8 @@ class PhaseResult:
     # the server's EventHub counters (``/health`` components.events), over the phase: None when not reported
     hub_delivered: int | None = None
     hub_dropped: int | None = None
+    # Sec-WebSocket-Extensions the server answered ("" none) -> number of sessions
+    extensions: dict[str, int] = field(default_factory=dict)
 
     @property
     def kb_per_session(self) -> float | None:
@@ -158,6 +215,57 @@ async def bounded(limit: int, jobs: Sequence[Callable[[], Awaitable[T]]]) -> lis
     return list(await asyncio.gather(*(one(job) for job in jobs)))
 
 
+class PutSender:
+    """The load: property PUTs over ``HTTP_CONNECTIONS`` keep-alive HTTP/1.1 connections on asyncio streams.
+
+    Not httpx, which the setup uses: httpcore tries ``import sniffio`` on every request, a failing search of
+    ``sys.path`` when sniffio is not installed (as here), and with its pool's bookkeeping that cost the client
+    process several milliseconds of CPU per PUT. A request waits for a free connection (as in httpx's pool);
+    its latency counts from before that wait."""
+
+    def __init__(self, port: int, connections: int) -> None:
+        self.port = port
+        self.connections = connections
+        self.free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.head = (
+            f"HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: {AUTHORIZATION}\r\n"
+            "Content-Type: application/json\r\n"
+        )
+
+    async def open(self) -> None:
+        for _ in range(self.connections):
+            self.free.put_nowait(await asyncio.open_connection(HOST, self.port))
+
+    async def put(self, update: Update) -> None:
+        path = f"/api/2/things/{thing_id(update.thing)}/features/{FEATURE}/properties/{PROPERTY}"
+        sent = clock()
+        body = orjson.dumps({"t": sent, "s": update.seq})
+        reader, writer = await self.free.get()
+        try:
+            async with asyncio.timeout(HTTP_TIMEOUT_S):
+                writer.write(
+                    f"PUT {path} {self.head}Content-Length: {len(body)}\r\n\r\n".encode("ascii") + body
+                )
+                update.status = await read_http_response(reader)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError):
+            update.status = -1
+            writer.close()
+            try:
+                reader, writer = await asyncio.open_connection(HOST, self.port)
+            except OSError:
+                return  # one connection fewer
+        finally:
+            update.http_ms = (clock() - sent) / 1e6
+        self.free.put_nowait((reader, writer))
+
+    async def close(self) -> None:
+        while not self.free.empty():
+            _, writer = self.free.get_nowait()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # setup
 
@@ -184,54 +292,87 @@ async def hub_counters(http: httpx.AsyncClient) -> tuple[int, int] | None:
         return None
 
 
-async def open_subscriber(port: int, index: int, group: int | None, compression: Compression) -> Subscriber:
-    url = f"ws://{HOST}:{port}/ws/2"
-    ws = await connect(
-        url,
-        additional_headers={"Authorization": AUTHORIZATION},
-        compression="deflate" if compression == "deflate" else None,
-        open_timeout=30,
-        max_queue=None,  # never apply back-pressure from the client side: the reader task keeps up or lags
-    )
+def control_message(group: int | None) -> str:
     control = "START-SEND-EVENTS"
     if group is not None:
         control += f"?filter=eq(attributes/group,{group})&extraFields=attributes/group"
-    await ws.send(control)
-    ack = await asyncio.wait_for(ws.recv(), FRAME_WAIT_S)
+    return control
+
+
+def check_ack(index: int, control: str, ack: str | bytes) -> None:
     if ack != f"{control.split('?', 1)[0]}:ACK":
-        await ws.close()
         raise RuntimeError(f"subscriber {index}: expected the ACK of {control!r}, got {ack!r}")
-    return Subscriber(index, ws, group)
 
 
-async def receive(sub: Subscriber, latencies_ns: list[int], measure_from_seq: list[int]) -> None:
-    """Reads until the socket closes; records latency of every event of a measured update."""
-    loads = orjson.loads
-    clock = time.perf_counter_ns
+async def open_raw_subscriber(port: int, index: int, group: int | None, tally: Tally) -> Subscriber:
+    """The raw client: offers no extension (``RawWebSocket`` fails a response that selects one)."""
+    async with asyncio.timeout(OPEN_TIMEOUT_S):
+        raw = await RawWebSocket.connect(HOST, port, "/ws/2", [("Authorization", AUTHORIZATION)], clock=clock)
+    control = control_message(group)
+    raw.send_text(control)
     try:
-        async for text in sub.ws:
-            now = clock()
-            try:
-                frame = loads(text)
-                value = frame["value"]
-                seq = value["s"]
-                sent_ns = value["t"]
-                topic: str = frame["topic"]
-                revision = frame["revision"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                sub.unexpected += 1
-                continue
-            sub.frames += 1
-            sub.seen.add(seq)
-            if seq >= measure_from_seq[0]:
-                latencies_ns.append(now - sent_ns)
-            last = sub.last_revision.get(topic)
-            if last is not None and revision != last + 1:
-                sub.revision_gaps += 1
-            sub.last_revision[topic] = revision
+        async with asyncio.timeout(FRAME_WAIT_S):
+            payload, _ = await raw.recv()
+        check_ack(index, control, payload.decode("utf-8", "replace"))
+    except BaseException:
+        raw.abort()
+        raise
+    return Subscriber(index, group, tally, raw.response_headers.get("sec-websocket-extensions", ""), raw=raw)
+
+
+async def open_websockets_subscriber(
+    port: int, index: int, group: int | None, tally: Tally, compression: Compression
+) -> Subscriber:
+    ws = await connect(
+        f"ws://{HOST}:{port}/ws/2",
+        additional_headers={"Authorization": AUTHORIZATION},
+        compression="deflate" if compression == "deflate" else None,
+        open_timeout=OPEN_TIMEOUT_S,
+        max_queue=None,  # never apply back-pressure from the client side: the reader task keeps up or lags
+    )
+    control = control_message(group)
+    await ws.send(control)
+    try:
+        check_ack(index, control, await asyncio.wait_for(ws.recv(), FRAME_WAIT_S))
+    except BaseException:
+        await ws.close()
+        raise
+    extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "") if ws.response else ""
+    return Subscriber(index, group, tally, extensions, ws=ws)
+
+
+async def receive_websockets(sub: Subscriber, ws: ClientConnection) -> None:
+    """Reads until the socket closes (the ``websockets`` client: one task per subscriber)."""
+    account = sub.account
+    try:
+        async for message in ws:
+            account(message, isinstance(message, str), clock())
     except Exception:  # connection closed abnormally: counted below through close_code
         pass
-    sub.closed_code = sub.ws.close_code
+    sub.closed_code = ws.close_code
+
+
+def start_receiving(sub: Subscriber) -> asyncio.Future[None]:
+    """Hands every further message to ``sub.account``; the future resolves when the connection is gone."""
+    if sub.raw is not None:
+        sub.raw.set_handler(sub.account)
+        return sub.raw.closed
+    assert sub.ws is not None
+    return asyncio.ensure_future(receive_websockets(sub, sub.ws))
+
+
+async def close_all(subs: Sequence[Subscriber], readers: Sequence[asyncio.Future[None]]) -> None:
+    for sub in subs:
+        if sub.raw is not None:
+            sub.raw.close()
+        elif sub.ws is not None:
+            with contextlib.suppress(Exception):
+                await sub.ws.close()
+    await asyncio.wait(readers, timeout=30)
+    for sub in subs:
+        if sub.raw is not None:
+            sub.raw.abort()  # a no-op if the server closed it
+            sub.closed_code = sub.raw.close_code
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,7 +390,7 @@ async def run_phase(
     result = PhaseResult(name, subscribers, args.duration)
     port = server.port
     auth = {"Authorization": AUTHORIZATION}
-    limits = httpx.Limits(max_connections=HTTP_CONNECTIONS, max_keepalive_connections=HTTP_CONNECTIONS)
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
     async with httpx.AsyncClient(
         base_url=f"http://{HOST}:{port}", headers=auth, timeout=30.0, limits=limits
     ) as http:
@@ -258,12 +399,18 @@ async def run_phase(
         result.memory_mb["before_connect"] = server.rss_mb()
 
         started = time.perf_counter()
-        jobs = [
-            partial(open_subscriber, port, i, (i % GROUPS) if filtered else None, args.compression)
-            for i in range(subscribers)
-        ]
+        tally = Tally(measure_from_seq=round(args.warmup * args.rate))
+        jobs: list[Callable[[], Awaitable[Subscriber]]] = []
+        for i in range(subscribers):
+            group = (i % GROUPS) if filtered else None
+            if args.client == "raw":
+                jobs.append(partial(open_raw_subscriber, port, i, group, tally))
+            else:
+                jobs.append(partial(open_websockets_subscriber, port, i, group, tally, args.compression))
         subs = await bounded(CONNECT_CONCURRENCY, jobs)
         result.connect_s = time.perf_counter() - started
+        for sub in subs:
+            result.extensions[sub.extensions] = result.extensions.get(sub.extensions, 0) + 1
         await asyncio.sleep(2.0)  # idle: let the sessions settle before reading memory
         result.memory_mb["sessions_idle"] = server.rss_mb()
         print(
@@ -277,29 +424,23 @@ async def run_phase(
             if waited is None:
                 print(f"[{name}] the machine stayed busy for {args.quiet_wait:g} s: measuring anyway")
         hub_before = await hub_counters(http)
-        latencies_ns: list[int] = []
-        warmup_updates = round(args.warmup * args.rate)
-        measure_from_seq = [warmup_updates]
-        readers = [asyncio.create_task(receive(sub, latencies_ns, measure_from_seq)) for sub in subs]
+        warmup_updates = tally.measure_from_seq
+        # Everything set up so far lives until the end: move it out of the collector's reach. Otherwise a full
+        # collection during the load scans the 1,000 sessions' objects and stalls this loop for ~40 ms (seen
+        # as client send lag and as a p99 the server did not cause).
+        gc.collect()
+        gc.freeze()
+        readers = [start_receiving(sub) for sub in subs]
 
         total = warmup_updates + round(args.duration * args.rate)
         interval_ns = int(1e9 / args.rate)
         updates: list[Update] = []
         lag_max_ns = 0
         in_flight: set[asyncio.Task[None]] = set()
+        sender = PutSender(port, HTTP_CONNECTIONS)
+        await sender.open()
 
-        async def send(update: Update) -> None:
-            path = f"/api/2/things/{thing_id(update.thing)}/features/{FEATURE}/properties/{PROPERTY}"
-            sent = time.perf_counter_ns()
-            body = orjson.dumps({"t": sent, "s": update.seq})
-            try:
-                r = await http.put(path, content=body, headers={"Content-Type": "application/json"})
-                update.status = r.status_code
-            except httpx.HTTPError:
-                update.status = -1
-            update.http_ms = (time.perf_counter_ns() - sent) / 1e6
-
-        start_ns = time.perf_counter_ns()
+        start_ns = clock()
         cpu_srv, cpu_cli, busy, wall = 0.0, 0.0, 0.0, 0.0
         delivered_at_start = 0
         for seq in range(total):
@@ -308,14 +449,14 @@ async def run_phase(
                 busy, wall = machine_busy_seconds(), time.perf_counter()
                 delivered_at_start = sum(s.frames for s in subs)
             due = start_ns + seq * interval_ns
-            now = time.perf_counter_ns()
+            now = clock()
             if due > now:
                 await asyncio.sleep((due - now) / 1e9)
             else:
                 lag_max_ns = max(lag_max_ns, now - due)
             update = Update(seq, seq % args.things)
             updates.append(update)
-            task = asyncio.create_task(send(update))
+            task = asyncio.create_task(sender.put(update))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
         if warmup_updates >= total:
@@ -331,7 +472,8 @@ async def run_phase(
         )
         delivered_in_window = sum(s.frames for s in subs) - delivered_at_start
         if in_flight:
-            await asyncio.wait(in_flight, timeout=30)
+            await asyncio.wait(in_flight, timeout=HTTP_TIMEOUT_S)
+        await sender.close()
 
         ok = [u for u in updates if u.status == 204]
         expected_per_sub: dict[int | None, set[int]] = {}
@@ -357,10 +499,8 @@ async def run_phase(
             result.hub_dropped = hub_after[1] - hub_before[1]
         result.memory_mb["peak"] = server.rss_mb("VmHWM")
 
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.ws.close()
-        await asyncio.wait(readers, timeout=30)
+        await close_all(subs, readers)
+        gc.unfreeze()
 
     result.updates_sent = len(updates)
     result.updates_failed = len(updates) - len(ok)
@@ -370,7 +510,7 @@ async def run_phase(
     result.revision_gaps = sum(s.revision_gaps for s in subs)
     result.unexpected = sum(s.unexpected for s in subs)
     result.closed = sum(1 for s in subs if s.closed_code not in (None, 1000))
-    lat = sorted(latencies_ns)
+    lat = sorted(tally.latencies_ns)
     result.p50_ms = percentile(lat, 50) / 1e6
     result.p90_ms = percentile(lat, 90) / 1e6
     result.p99_ms = percentile(lat, 99) / 1e6
@@ -387,9 +527,17 @@ async def run_phase(
 
 
 def report(args: argparse.Namespace, results: list[PhaseResult]) -> None:
+    offer = "offers permessage-deflate" if args.compression == "deflate" else "offers no extension"
+    negotiated = "; ".join(
+        f"{r.name.split(':', 1)[0]}: "
+        + ", ".join(f"{ext or 'none'} x{count}" for ext, count in sorted(r.extensions.items()))
+        for r in results
+    )
     print(
         f"\n{args.rate:g} PUT/s over {args.things} things, {args.warmup:g} s warm-up + {args.duration:g} s "
-        f"measured per phase, compression {args.compression}, client on the same {2}-core machine"
+        f"measured per phase, client on the same {os.cpu_count()}-core machine\n"
+        f"client {args.client} ({offer}), server {'with' if args.server_compression else 'without'} "
+        f"--ws-compression; negotiated per phase: {negotiated}"
     )
     header = (
         f"{'phase':<26}{'subs':>6}{'frames/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
@@ -463,6 +611,7 @@ def start_server(args: argparse.Namespace, work: Path, name: str) -> Server:
             *(args.python, "-m", "ditto_compat", "serve"),
             *("--host", HOST, "--port", str(port)),
             *("--data-dir", str(data_dir), "--log-level", "warning"),
+            *(("--ws-compression",) if args.server_compression else ()),
         ],
         port,
         work / f"ditto-{name}.log",
@@ -494,10 +643,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="phase 2 subscribers, 10%% filter (1000; 0: skip)",
     )
     parser.add_argument(
+        "--client",
+        choices=("raw", "websockets"),
+        default="raw",
+        help="subscriber client: raw (bench/raw_ws.py, the default: a frame costs one callback) or websockets "
+        "(the websockets asyncio client: a reader task per session, costs about as much CPU as the server)",
+    )
+    parser.add_argument(
         "--compression",
         choices=("deflate", "none"),
-        default="deflate",
-        help="offer permessage-deflate as most clients do (deflate, the default) or not (none)",
+        default=None,
+        help="websockets client only: offer permessage-deflate as most clients do (deflate, its default) or "
+        "not (none); the raw client never offers it",
+    )
+    parser.add_argument(
+        "--server-compression",
+        action="store_true",
+        help="start the server with --ws-compression, so that it accepts permessage-deflate when offered",
     )
     parser.add_argument(
         "--quiet-wait",
@@ -510,6 +672,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json-out", help="also write the figures to this file")
     parser.add_argument("--python", default=sys.executable, help="interpreter of the server (this one)")
     args = parser.parse_args(argv)
+    if args.compression is None:
+        args.compression = "deflate" if args.client == "websockets" else "none"
+    elif args.client == "raw" and args.compression == "deflate":
+        parser.error(
+            "the raw client never offers permessage-deflate: --client websockets --compression deflate"
+        )
     if args.things < GROUPS or args.rate <= 0 or args.duration <= 0 or args.warmup < 0:
         parser.error(f"--things >= {GROUPS}, --rate > 0, --duration > 0, --warmup >= 0")
     return args

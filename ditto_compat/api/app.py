@@ -75,6 +75,7 @@ def build_context(
     )
     announcements = PolicyAnnouncer(store)
     policies.on_written(announcements.policy_written)
+    dispatcher.on_policy_written(announcements.policy_written)
     acks = AckRouter()
     hub = EventHub(
         dispatcher.thing_enforcer, on_withheld=lambda change, owners: acks.withheld(change.headers, owners)

@@ -61,6 +61,8 @@ from ditto_compat.service.state_cache import DEFAULT_ENTRIES, StateCache
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[ThingChange], None]
+# Hears of a policy the dispatcher wrote (a Thing's new default, inline or copied policy): its id and document.
+PolicyListener = Callable[[str, Mapping[str, Any] | None], None]
 # What handle_many answers per command: its outcome, or the error that refused it.
 BatchResult = Outcome | BaseException
 # Listing Things scans the store page by page and keeps what the caller may read; this bounds the scan.
@@ -105,9 +107,15 @@ class Dispatcher:
         self._locks = KeyedLocks()
         self.states = StateCache(state_cache_size)
         self._listeners: list[EventListener] = []
+        self._policy_listeners: list[PolicyListener] = []
 
     def subscribe(self, listener: EventListener) -> None:
         self._listeners.append(listener)
+
+    def on_policy_written(self, listener: PolicyListener) -> None:
+        """``listener`` hears of every policy created along with a Thing, once it is committed (policy
+        announcements plan from it as from the Policies API's writes)."""
+        self._policy_listeners.append(listener)
 
     async def handle(
         self, cmd: ThingCommand, auth: AuthContext, *, event_headers: Mapping[str, str] | None = None
@@ -215,6 +223,7 @@ class Dispatcher:
         """A plan is durable: cache the Thing's state and publish its events, in order (still under its lock)."""
         if plan.writes and plan.state is not None:
             self.states.put(plan.state)
+        self._policies_written(plan.writes)
         for change in plan.changes:
             self._publish(change)
 
@@ -329,6 +338,7 @@ class Dispatcher:
                 raise
             new_state = next(w.state for w in writes if w.collection == "things")
             self.states.put(new_state)
+            self._policies_written(writes)
             if outcome.event is not None:
                 # still under the Thing's lock: subscribers see each Thing's events in revision order
                 self._publish(
@@ -569,6 +579,16 @@ class Dispatcher:
         if enforcer is None or not enforcer.has_partial(auth.subjects, "thing:/policyId", (READ,)):
             raise thing_not_found(ref_thing)
         return str(referenced.doc.get("policyId", ""))
+
+    def _policies_written(self, writes: Sequence[EntityWrite]) -> None:
+        for write in writes:
+            if write.collection != "policies":
+                continue
+            for listener in self._policy_listeners:
+                try:
+                    listener(write.state.entity_id, write.state.doc)
+                except Exception:  # the policy is committed; a listener's failure must not fail the command
+                    log.exception("policy listener failed")
 
     def _publish(self, change: ThingChange) -> None:
         for listener in self._listeners:

@@ -236,3 +236,18 @@ async def test_a_restart_plans_the_pending_announcements(server_factory: ServerF
         frame = await receive_until(bob, expiry)
         assert assert_announcement(frame, policy_id, "nginx:bob") == expiry
         assert datetime.now(UTC) >= expiry - timedelta(seconds=3) - TOLERANCE
+
+
+async def test_a_policy_created_with_its_thing_is_planned_too(server: LiveServer) -> None:
+    """An inline ``_policy`` is written by the Things path, not the Policies API: it is planned all the same."""
+    thing_id = f"org.announce:thing-{uuid.uuid4().hex[:10]}"
+    async with socket(server, BOB) as bob:
+        await subscribe(bob)
+        requested = datetime.now(UTC) + timedelta(seconds=2)
+        inline = policy({"type": "t", "expiry": iso(requested), "announcement": {"whenDeleted": True}})
+        inline["entries"]["owner"]["resources"]["thing:/"] = {"grant": ["READ", "WRITE"], "revoke": []}
+        async with httpx.AsyncClient(base_url=server.base_url, headers=ALICE, timeout=10) as client:
+            r = await client.put(f"/api/2/things/{thing_id}", json={"_policy": inline})
+            assert r.status_code == 201, r.text
+        frame = await receive_until(bob, requested + timedelta(seconds=3))
+        assert_announcement(frame, thing_id, "nginx:bob")

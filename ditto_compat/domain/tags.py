@@ -13,6 +13,7 @@ from typing import Any
 from ditto_compat.errors import DittoError, ThingPreconditionFailed, ThingPreconditionNotModified
 from ditto_compat.model.headers import CommandHeaders, EntityTagMatcher
 from ditto_compat.model.jsonio import canonical
+from ditto_compat.model.pointer import MISSING
 
 
 def revision_tag(revision: int) -> str:
@@ -44,6 +45,14 @@ def check_preconditions(
         raise error(
             _message("if-none-match", headers.if_none_match, current, "not to match", entity), headers=etag
         )
+
+
+def check_value_preconditions(headers: CommandHeaders, current: Any, *, read: bool) -> None:
+    """:func:`check_preconditions` for a sub-resource whose JSON is ``current`` (``MISSING``: absent); its tag is
+    only computed when the command has a precondition (telemetry has none, and hashing costs)."""
+    if headers.if_match is None and headers.if_none_match is None:
+        return
+    check_preconditions(headers, None if current is MISSING else content_tag(current), read=read)
 
 
 def _message(

@@ -16,6 +16,7 @@ from ditto_compat.domain.resources import Kind, ThingResource, resource_of, thin
 
 # the tag helpers live in domain/tags.py (shared with Policies) and stay importable from here
 from ditto_compat.domain.tags import check_preconditions as check_preconditions
+from ditto_compat.domain.tags import check_value_preconditions
 from ditto_compat.domain.tags import content_tag as content_tag
 from ditto_compat.domain.tags import revision_tag as revision_tag
 from ditto_compat.domain.validation import THING_SIZE_LIMIT, check_thing_body, check_value
@@ -193,7 +194,7 @@ def modify(cmd: ThingCommand, state: ThingState, revision: int, now: str) -> Out
     _require_feature(resource, doc, cmd.thing_id)
     check_value(resource, value)
     current = get_at(doc, resource.path)
-    check_preconditions(cmd.headers, None if current is MISSING else content_tag(current), read=False)
+    check_value_preconditions(cmd.headers, current, read=False)
     if cmd.headers.if_equal is not IfEqual.UPDATE and current is not MISSING and same_json(current, value):
         raise _if_equal_failed()
     created = current is MISSING and resource.kind is not Kind.POLICY_ID
@@ -232,13 +233,10 @@ def merge(cmd: ThingCommand, state: ThingState | None, revision: int, now: str) 
         raise PolicyIdNotDeletable()
     _require_feature(resource, doc, cmd.thing_id, allow_missing=True)
     current = get_at(doc, resource.path)
-    check_preconditions(
-        cmd.headers,
-        revision_tag(state.revision)
-        if resource.kind is Kind.THING and state
-        else (None if current is MISSING else content_tag(current)),
-        read=False,
-    )
+    if resource.kind is Kind.THING and state:
+        check_preconditions(cmd.headers, revision_tag(state.revision), read=False)
+    else:
+        check_value_preconditions(cmd.headers, current, read=False)
     merged = merge_patch(None if current is MISSING else current, patch)
     if resource.kind is Kind.THING:
         merged = normalize_thing(cmd.thing_id, merged, merged.get("policyId"))
@@ -293,7 +291,7 @@ def delete(cmd: ThingCommand, state: ThingState | None, revision: int, now: str)
         return Outcome(204, MISSING, None, event, None)
     _require_feature(resource, doc, cmd.thing_id)
     current = get_at(doc, resource.path)
-    check_preconditions(cmd.headers, None if current is MISSING else content_tag(current), read=False)
+    check_value_preconditions(cmd.headers, current, read=False)
     if current is MISSING:
         raise resource.not_found(cmd.thing_id)
     event = ThingEvent(

@@ -12,6 +12,7 @@ Ditto's ``ThingCommandEnforcement``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 from ditto_compat.domain.enforcer import READ, WRITE, Enforcer
@@ -22,6 +23,7 @@ from ditto_compat.model.merge import regex_of_key
 from ditto_compat.model.pointer import Pointer, format_pointer
 
 
+@lru_cache(maxsize=4096)  # every command and event asks for the resource of its path
 def thing_resource(path: Pointer) -> str:
     return "thing:" + format_pointer(path)
 

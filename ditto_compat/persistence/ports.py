@@ -58,6 +58,9 @@ class EntityWrite:
     # from the difference without reading the old document back
     previous_doc: dict[str, Any] | None = None
     previous_known: bool = False
+    # for things: the new document differs from ``previous_doc`` only at or below this path (the resource a
+    # command changed); None when not known (a whole-Thing change)
+    changed_at: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

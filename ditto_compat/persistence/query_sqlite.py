@@ -181,13 +181,16 @@ def index_entries(doc: Mapping[str, Any]) -> IndexEntries:
 
 
 def index_changes(
-    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *, changed_at: Pointer | None = None
 ) -> tuple[list[tuple[Pointer, Any]], IndexEntries]:
     """``(rows to delete, rows to insert or update)`` to turn the index of ``old`` into that of ``new``.
 
     Only the subtrees that differ are flattened: below a path through objects only, every row comes from the
     one node at that path, so an unchanged subtree (same JSON text) keeps its rows. A property update costs a
-    few comparisons and one or two rows, not a flattening of the whole Thing."""
+    few comparisons and one or two rows, not a flattening of the whole Thing.
+
+    ``changed_at``: the caller knows that ``new`` differs from ``old`` only at or below this (non-empty) path, as
+    a change of one resource does; then only that path is compared."""
     if old is None or new is None:
         return (list(index_entries(old)) if old is not None else []), (
             index_entries(new) if new is not None else {}
@@ -214,6 +217,17 @@ def index_changes(
         removed.extend(entry for entry in stored_before if entry not in stored_after)
         changed.update((e, k) for e, k in stored_after.items() if stored_before.get(e) != k)
 
+    if changed_at:
+        if changed_at[0] in INDEXED_ROOTS:
+            keys: Pointer = changed_at[:1]
+            before, after = old.get(keys[0], MISSING), new.get(keys[0], MISSING)
+            for key in changed_at[1:]:  # down to the change, while both sides are non-empty objects (as compare)
+                if type(before) is not dict or type(after) is not dict or not before or not after:
+                    break
+                keys = (*keys, key)
+                before, after = before.get(key, MISSING), after.get(key, MISSING)
+            compare(keys, before, after)
+        return removed, changed
     for root in INDEXED_ROOTS:
         compare((root,), old.get(root, MISSING), new.get(root, MISSING))
     return removed, changed

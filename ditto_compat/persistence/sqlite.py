@@ -350,7 +350,7 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
         ),
         readers=readers if write.collection == "policies" else None,
         index_delta=(
-            index_changes(write.previous_doc, state.doc)
+            index_changes(write.previous_doc, state.doc, changed_at=write.changed_at)
             if is_thing and write.expected_revision != 0 and write.previous_known
             else None
         ),

@@ -439,6 +439,8 @@ class Dispatcher:
             event.to_json(),
             previous_doc=state.doc if state is not None else None,
             previous_known=state is not None,
+            # the strategies copy only along the changed resource's path (model/pointer.py)
+            changed_at=event.path or None,
         )
 
     # ------------------------------------------------------------------------------------------ creation

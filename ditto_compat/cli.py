@@ -129,11 +129,13 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from ditto_compat.api.app import create_app
+    from ditto_compat.gc_tuning import tune_for_server
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = create_app(settings)
+    tune_for_server()
     uvicorn.run(
         app,
         host=settings.host,

@@ -12,14 +12,13 @@ the earliest of them, so an idle server does no work, however many policies it h
 changed or went since it was planned is skipped when it comes up (no search through the heap on every write).
 
 What it knows comes from the store: at start-up it reads every policy (:meth:`start`), after that the
-Policies service tells it of each committed write (:meth:`policy_written`). A restart therefore re-plans what
+Policies service and the Things dispatcher (a Thing's new default, inline or copied policy) tell it of each
+committed write (:meth:`policy_written`). A restart therefore re-plans what
 is pending; what was announced before it and is due again (a ``beforeExpiry`` moment that has passed while the
 subject has not expired yet) is announced again, as Ditto's subject expiry actors do after a restart.
 
-Limits: the subjects of a policy that a Thing creation made (inline ``_policy``) are known from the next
-start-up or the next write of that policy through the Policies API. With several processes on one database,
-each one announces to its own sessions, and knows of the policies stored when it started and of the writes it
-made itself.
+Limits: with several processes on one database, each one announces to its own sessions, and knows of the
+policies stored when it started and of the writes it made itself.
 """
 
 from __future__ import annotations

@@ -221,7 +221,8 @@ def index_changes(
         if changed_at[0] in INDEXED_ROOTS:
             keys: Pointer = changed_at[:1]
             before, after = old.get(keys[0], MISSING), new.get(keys[0], MISSING)
-            for key in changed_at[1:]:  # down to the change, while both sides are non-empty objects (as compare)
+            # down to the change, while both sides are non-empty objects (as compare descends)
+            for key in changed_at[1:]:
                 if type(before) is not dict or type(after) is not dict or not before or not after:
                     break
                 keys = (*keys, key)

@@ -286,7 +286,8 @@ class EventHub:
                 self._on_withheld(change, owners - reached)
 
     async def _offer_all(self, change: ThingChange, reached: set[object] | None) -> None:
-        """Offer ``change`` to every subscription that may see it; adds to ``reached`` the owners it reached."""
+        """Offer ``change`` to every subscription that may see it; adds to ``reached`` the owners it was for
+        (whether or not their buffer could take it)."""
         audiences = [a for a in self._audiences.values() if _wants(a.sample, change)]
         if not audiences:
             return
@@ -314,10 +315,10 @@ class EventHub:
             for subscription in list(audience.members):
                 if change.origin is not None and subscription.owner is change.origin:
                     continue
+                if reached is not None:  # meant for it: an overflow is not a filter, so no weak ack
+                    reached.add(subscription.owner)
                 if subscription._offer(delivery):
                     self.delivered += 1
-                    if reached is not None:
-                        reached.add(subscription.owner)
                 else:
                     self.dropped += 1
                     if subscription.overflowed:

@@ -531,32 +531,25 @@ class SqliteStore:
     async def get_many(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, EntityState]:
         """States of the given ids that exist and are not deleted, in the order asked for."""
         ids = list(dict.fromkeys(entity_ids))
-        found: dict[str, EntityState] = {}
-        template = _sql(collection).get_many
-        try:
-            conn = self._read()
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                sql = template.format(", ".join("?" * len(chunk)))
-                for row in conn.execute(sql, chunk):
-                    found[row[0]] = _to_state(row)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
+        found = {row[0]: _to_state(row) for row in self._rows_in(_sql(collection).get_many, ids)}
         return {i: found[i] for i in ids if i in found}
 
     async def revisions(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, int]:
         """Revisions of the given ids that exist and are not deleted (their documents are not read)."""
         ids = list(dict.fromkeys(entity_ids))
-        found: dict[str, int] = {}
-        template = _sql(collection).revisions
+        return {row[0]: row[1] for row in self._rows_in(_sql(collection).revisions, ids)}
+
+    def _rows_in(self, template: str, ids: list[str]) -> list[Any]:
+        """The rows of ``template`` (an ``IN ({})`` query) for ``ids``, in chunks of bound parameters."""
+        rows: list[Any] = []
         try:
             conn = self._read()
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
-                found.update(conn.execute(template.format(", ".join("?" * len(chunk))), chunk).fetchall())
+                rows += conn.execute(template.format(", ".join("?" * len(chunk))), chunk).fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
-        return found
+        return rows
 
     async def list_page(
         self,

@@ -80,10 +80,10 @@ from ditto_compat.service.acks import (
     Ack,
     AckRequest,
     ack_request,
-    check_label,
     combined_status,
     parse_requested_acks,
     persisted_acks,
+    requested_labels,
 )
 from ditto_compat.service.dispatcher import utc_now
 from ditto_compat.service.hub import Delivery, Subscription, subscription_for
@@ -631,12 +631,7 @@ def _wait_s(timeout_s: float) -> float:
 def _ack_request(envelope: Envelope, timeout_s: float, channel: str) -> AckRequest:
     """The acknowledgements a protocol message requests, with Ditto's defaults. Over the WebSocket
     acknowledgements come with the answer, so asking for them without a response is an error."""
-    raw_labels = envelope.header("requested-acks")
-    requested: tuple[str, ...] | None = None
-    if isinstance(raw_labels, list):
-        requested = tuple(check_label(str(label)) for label in raw_labels)
-    elif raw_labels is not None:
-        requested = parse_requested_acks(header_text("requested-acks", raw_labels))
+    requested = requested_labels(envelope.header("requested-acks"))
     raw_required = envelope.header("response-required")
     required = (
         None

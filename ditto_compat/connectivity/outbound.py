@@ -33,8 +33,8 @@ from ditto_compat.connectivity.model import Connection, Target, TargetTopic
 from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.placeholders import PlaceholderSource, Template, compile_template
 from ditto_compat.errors import DittoError
-from ditto_compat.protocol.envelope import Envelope, header_text, parse_envelope
-from ditto_compat.service.acks import Ack, AckRouter, parse_requested_acks
+from ditto_compat.protocol.envelope import Envelope, parse_envelope
+from ditto_compat.service.acks import Ack, AckRouter, requested_labels
 from ditto_compat.service.hub import EventHub, Subscription, subscription_for
 from ditto_compat.service.messages import MessageRouter, ThingMessage
 from ditto_compat.service.signal_envelopes import event_envelope, message_envelope
@@ -110,14 +110,9 @@ class _Issuer:
 
 
 def _requested(envelope: Envelope) -> tuple[str, ...]:
-    value = envelope.header("requested-acks")
-    if value is None:
-        return ()
     try:
-        if isinstance(value, list):
-            return tuple(str(label) for label in value)
-        return parse_requested_acks(header_text("requested-acks", value)) or ()
-    except DittoError:
+        return requested_labels(envelope.header("requested-acks")) or ()
+    except DittoError:  # an event's headers are its command's, already checked
         return ()
 
 

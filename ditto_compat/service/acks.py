@@ -28,6 +28,7 @@ import orjson
 
 from ditto_compat.errors import DittoError, HeaderInvalid
 from ditto_compat.model.pointer import MISSING
+from ditto_compat.protocol.envelope import header_text
 
 TWIN_PERSISTED = "twin-persisted"
 SEARCH_PERSISTED = "search-persisted"
@@ -96,6 +97,16 @@ def parse_requested_acks(text: str | None) -> tuple[str, ...] | None:
             )
         out.append(label)
     return tuple(dict.fromkeys(out))
+
+
+def requested_labels(value: Any) -> tuple[str, ...] | None:
+    """``requested-acks`` as a Ditto Protocol message carries it: a JSON array, or the text form HTTP uses
+    (None: not given). Raises on an invalid label."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(check_label(str(label)) for label in value)
+    return parse_requested_acks(header_text("requested-acks", value))
 
 
 def check_label(label: str) -> str:

@@ -197,41 +197,57 @@ def index_changes(
         )
     removed: list[tuple[Pointer, Any]] = []
     changed: IndexEntries = {}
-
-    def compare(keys: Pointer, before: Any, after: Any) -> None:
-        if before is after:
-            return  # a subtree the change did not copy (model/pointer.py copies only along the path)
-        if type(before) is dict and type(after) is dict and before and after:
-            for key in before.keys() | after.keys():
-                compare((*keys, key), before.get(key, MISSING), after.get(key, MISSING))
-            return
-        if before is not MISSING and after is not MISSING and orjson.dumps(before) == orjson.dumps(after):
-            return  # JSON text, not ==: in Python 1 == 1.0 == True
-        rows_before: dict[tuple[Pointer, Any], int] = {}
-        rows_after: dict[tuple[Pointer, Any], int] = {}
-        if before is not MISSING:
-            _flatten(keys, before, 2, rows_before)
-        if after is not MISSING:
-            _flatten(keys, after, 2, rows_after)
-        stored_before, stored_after = _stored(rows_before), _stored(rows_after)
-        removed.extend(entry for entry in stored_before if entry not in stored_after)
-        changed.update((e, k) for e, k in stored_after.items() if stored_before.get(e) != k)
-
     if changed_at:
         if changed_at[0] in INDEXED_ROOTS:
             keys: Pointer = changed_at[:1]
             before, after = old.get(keys[0], MISSING), new.get(keys[0], MISSING)
-            # down to the change, while both sides are non-empty objects (as compare descends)
+            # down to the change, while both sides are non-empty objects (as _diff_node descends)
             for key in changed_at[1:]:
                 if type(before) is not dict or type(after) is not dict or not before or not after:
                     break
                 keys = (*keys, key)
                 before, after = before.get(key, MISSING), after.get(key, MISSING)
-            compare(keys, before, after)
+            _diff_node(keys, before, after, removed, changed)
         return removed, changed
     for root in INDEXED_ROOTS:
-        compare((root,), old.get(root, MISSING), new.get(root, MISSING))
+        _diff_node((root,), old.get(root, MISSING), new.get(root, MISSING), removed, changed)
     return removed, changed
+
+
+_SCALARS: Final = (str, int, float, bool, type(None))
+
+
+def _diff_node(
+    keys: Pointer, before: Any, after: Any, removed: list[tuple[Pointer, Any]], changed: IndexEntries
+) -> None:
+    """Add the rows that differ between the nodes ``before`` and ``after`` at ``keys`` to ``removed`` and
+    ``changed``. A module function with explicit accumulators, not a closure: a recursive closure is a reference
+    cycle, and one per written Thing kept the cyclic garbage collector busy during ingestion."""
+    if before is after:
+        return  # a subtree the change did not copy (model/pointer.py copies only along the path)
+    before_type, after_type = type(before), type(after)
+    if before_type is dict and after_type is dict and before and after:
+        for key in before.keys() | after.keys():
+            _diff_node((*keys, key), before.get(key, MISSING), after.get(key, MISSING), removed, changed)
+        return
+    if before_type in _SCALARS and after_type in _SCALARS:
+        # the common case (a property's new value): one exact row each
+        old_value, new_value = encode(before), encode(after)
+        if old_value != new_value:  # as the rows' keys compare in the general case below
+            removed.append((keys, old_value))
+            changed[(keys, new_value)] = KIND_EXACT
+        return
+    if before is not MISSING and after is not MISSING and orjson.dumps(before) == orjson.dumps(after):
+        return  # JSON text, not ==: in Python 1 == 1.0 == True
+    rows_before: dict[tuple[Pointer, Any], int] = {}
+    rows_after: dict[tuple[Pointer, Any], int] = {}
+    if before is not MISSING:
+        _flatten(keys, before, 2, rows_before)
+    if after is not MISSING:
+        _flatten(keys, after, 2, rows_after)
+    stored_before, stored_after = _stored(rows_before), _stored(rows_after)
+    removed.extend(entry for entry in stored_before if entry not in stored_after)
+    changed.update((e, k) for e, k in stored_after.items() if stored_before.get(e) != k)
 
 
 def path_text(keys: Pointer) -> str:

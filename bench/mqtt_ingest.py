@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.kafka_ingest import (  # noqa: E402
     DEVOPS,
     POLL_S,
+    applied,
     create_things,
     group_commit,
     ingestion_server,
@@ -262,6 +263,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 http,
                 server,
                 connection_id,
+                messages=args.messages,
                 things=args.things,
                 final_revision=1 + per_thing,
                 since=measured_from,
@@ -278,7 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ours = server_cpu + broker_cpu + (publisher["cpu_seconds"] if args.mode == "live" else 0.0)
             metrics = (await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)).json()
             wrong = await wrong_last_values(http, args.messages, args.things)
-        acknowledged = metrics["connectionMetrics"]["inbound"]["acknowledged"]["success"]["PT1H"]
+        acknowledged = applied(metrics)
         return {
             "mode": args.mode,
             "messages": args.messages,

@@ -3,8 +3,9 @@ default of DESIGN.md "Storage": one file, stdlib ``sqlite3`` in WAL mode, no oth
 
 Layout: tables ``things``, ``policies`` and ``connections`` (current state, ``doc`` is the entity JSON or NULL
 for a tombstone, ``namespace`` is the id's text before the first ``:``) and ``journal`` (one JSON event per
-``(collection, entity_id, revision)``). ``things`` also has ``n``, a stable integer key (``INTEGER PRIMARY KEY``
-survives VACUUM, a plain rowid may not) that the search index refers to, and ``policy_id``.
+``(collection, entity_id, revision)``, appended in the order written). ``things`` also has ``n``, a stable
+integer key (``INTEGER PRIMARY KEY`` survives VACUUM, a plain rowid may not) that the search index refers to,
+and ``policy_id``.
 
 Search (:mod:`.query_sqlite` builds the SQL): ``search_values`` holds the flattened values of every live Thing
 and ``search_paths`` the ids of their paths; ``policy_readers (subject, policy_id)`` and ``search_policies
@@ -94,8 +95,19 @@ _MAX_CACHED_PATHS: Final = 100_000
 _FIRST_ANALYZE: Final = 1000
 _MAX_ANALYZE_INTERVAL: Final = 200_000
 _ANALYZED: Final = ("things", "policy_readers", "search_policies")
-# PRAGMA user_version of the current layout; 0 is a new file or the layout before search.
-_SCHEMA_VERSION: Final = 2
+# PRAGMA user_version of the current layout; 0 is a new file or the layout before search, 2 the journal
+# clustered by entity.
+_SCHEMA_VERSION: Final = 3
+
+# Entries in the order they were written: appending keeps a write's pages together (the table used to be
+# clustered by entity, and every event of a batch over many Things then rewrote a page of its own).
+_JOURNAL_TABLE: Final = """CREATE TABLE IF NOT EXISTS journal (
+        seq INTEGER PRIMARY KEY,
+        collection TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        event TEXT NOT NULL
+    )"""
 
 _SCHEMA: Final = [
     # n: the search index's key of a Thing (INTEGER PRIMARY KEY: an alias of the rowid that VACUUM keeps).
@@ -166,14 +178,10 @@ _SCHEMA: Final = [
         policy_id TEXT PRIMARY KEY,
         uniform INTEGER NOT NULL
     ) WITHOUT ROWID""",
-    # WITHOUT ROWID clusters the journal by its key, so a range read of one entity is one contiguous scan.
-    """CREATE TABLE IF NOT EXISTS journal (
-        collection TEXT NOT NULL,
-        entity_id TEXT NOT NULL,
-        revision INTEGER NOT NULL,
-        event TEXT NOT NULL,
-        PRIMARY KEY (collection, entity_id, revision)
-    ) WITHOUT ROWID""",
+    _JOURNAL_TABLE,
+    # An entity's entries, in order. Only this small index takes the inserts at random places: a batch of
+    # events for a thousand Things dirties a page of it per Thing, not a page of event JSON per Thing.
+    "CREATE UNIQUE INDEX IF NOT EXISTS journal_entity ON journal (collection, entity_id, revision)",
 ]
 
 
@@ -801,6 +809,27 @@ class SqliteStore:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a file of an earlier layout up to this one (inside the opening transaction)."""
+        self._migrate_journal(conn)  # first: the others create the current schema's journal index
+        self._migrate_things_for_search(conn)
+
+    @staticmethod
+    def _migrate_journal(conn: sqlite3.Connection) -> None:
+        """A journal clustered by entity (``WITHOUT ROWID``) becomes the append-ordered table and its index."""
+        row = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'journal'"
+        ).fetchone()
+        if row is None or "WITHOUT ROWID" not in str(row[0]).upper():
+            return  # a new file, or already migrated
+        conn.execute("ALTER TABLE journal RENAME TO journal_by_entity")
+        conn.execute(_JOURNAL_TABLE)
+        conn.execute(
+            "INSERT INTO journal (collection, entity_id, revision, event) "
+            "SELECT collection, entity_id, revision, event FROM journal_by_entity"
+        )
+        conn.execute("DROP TABLE journal_by_entity")
+
+    def _migrate_things_for_search(self, conn: sqlite3.Connection) -> None:
         """A file of the layout before search: give ``things`` its index key and policy id, and index every
         live Thing. Its Things become searchable once their policies' readers are set."""
         columns = {row[1] for row in conn.execute("PRAGMA table_info(things)")}

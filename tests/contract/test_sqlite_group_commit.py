@@ -164,3 +164,67 @@ async def test_factory_picks_sqlite_in_the_data_dir(tmp_path: Path) -> None:
         assert (await store.health())["status"] == "UP"
     finally:
         await store.close()
+
+
+async def test_journal_clustered_by_entity_is_migrated_to_append_order(sqlite_path: str) -> None:
+    """A file whose journal is clustered by entity (layout 2) keeps every entry when opened, in revision order
+    per entity, and the entity's next revisions append to it."""
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    await store.commit([create_write("org.test:m", {"v": 1})])
+    await store.close()
+    old = sqlite3.connect(sqlite_path)
+    old.execute("DROP TABLE journal")
+    old.execute(
+        "CREATE TABLE journal (collection TEXT NOT NULL, entity_id TEXT NOT NULL, revision INTEGER NOT NULL, "
+        "event TEXT NOT NULL, PRIMARY KEY (collection, entity_id, revision)) WITHOUT ROWID"
+    )
+    # written out of order on purpose: the clustered table returned them by key, so must the new one
+    for revision in (2, 1):
+        old.execute(
+            "INSERT INTO journal VALUES ('things', 'org.test:m', ?, ?)",
+            (revision, f'{{"revision":{revision}}}'),
+        )
+    old.execute("UPDATE things SET revision = 2")
+    old.execute("PRAGMA user_version = 2")
+    old.commit()
+    old.close()
+
+    reopened = SqliteStore(sqlite_path)
+    await reopened.open()
+    try:
+        assert await reopened.journal("things", "org.test:m") == [{"revision": 1}, {"revision": 2}]
+        await reopened.commit(
+            [
+                EntityWrite(
+                    collection="things",
+                    expected_revision=2,
+                    state=EntityState("org.test:m", 3, {"v": 3}, T0, T0),
+                    event={"revision": 3},
+                )
+            ]
+        )
+        assert await reopened.journal("things", "org.test:m", from_revision=2) == [
+            {"revision": 2},
+            {"revision": 3},
+        ]
+        with pytest.raises(RevisionConflict):  # the entity's revisions stay unique
+            await reopened.commit(
+                [
+                    EntityWrite(
+                        collection="things",
+                        expected_revision=2,
+                        state=EntityState("org.test:m", 3, {"v": 4}, T0, T0),
+                        event={"revision": 3},
+                    )
+                ]
+            )
+    finally:
+        await reopened.close()
+    check = sqlite3.connect(sqlite_path)
+    try:
+        (sql,) = check.execute("SELECT sql FROM sqlite_master WHERE name = 'journal'").fetchone()
+        assert "WITHOUT ROWID" not in sql.upper()
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    finally:
+        check.close()

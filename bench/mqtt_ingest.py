@@ -293,6 +293,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch": metrics.get("inboundBatches", {}),
             # SQLite transactions that applied the ingestion (as in kafka_ingest.py)
             "store_transactions": rounds.get("rounds", 0) - rounds_before.get("rounds", 0),
+            # WAL checkpoints run off the writer, and the WAL's size in pages at the last one (bounded)
+            "wal_checkpoints": rounds.get("checkpoints", 0) - rounds_before.get("checkpoints", 0),
+            "wal_pages": rounds.get("wal_frames", 0),
             "last_value_wrong_of_sampled": wrong,
             "rss_mib_before": round(rss_before, 1),
             "rss_mib_peak": round(ingestion.peak_rss_mib, 1),

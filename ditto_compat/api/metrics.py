@@ -231,6 +231,12 @@ async def _render_storage(ctx: AppContext, out: Exposition) -> None:
             "SQLite transactions the writer ran; commits per transaction is how well group commit batches.",
             [({}, int(group.get("rounds", 0)))],
         )
+        out.family(
+            "ditto_store_checkpoints_total",
+            "counter",
+            "WAL checkpoints the SQLite checkpointer thread ran (pages copied back into the database file).",
+            [({}, int(group.get("checkpoints", 0)))],
+        )
     if not up:
         return  # counting would only fail the same way
     counted: tuple[tuple[Collection, str, str], ...] = (

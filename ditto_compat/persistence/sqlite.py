@@ -70,6 +70,7 @@ from ditto_compat.persistence.query_sqlite import (
     where,
     wildcard_text,
 )
+from ditto_compat.persistence.sqlite_checkpoint import WRITER_CHECKPOINT_FRAMES, WalCheckpointer
 
 __all__ = ["SqliteStore"]
 
@@ -440,11 +441,21 @@ class SqliteStore:
         # Planner statistics (ANALYZE), refreshed by the writer as the data grows; see _analyze.
         self._writes_since_analyze = 0
         self._analyze_every = _FIRST_ANALYZE
+        # Started and stopped by the writer thread, around its connection.
+        self._checkpointer: WalCheckpointer | None = None
 
     @property
     def group_commit_stats(self) -> dict[str, int]:
-        """How well group commit batches: transactions ("rounds"), commit() calls applied, largest round."""
-        return {"rounds": self._rounds, "commits": self._commits, "largest_round": self._largest_round}
+        """How well group commit batches: transactions ("rounds"), commit() calls applied, largest round; and
+        the WAL checkpoints run (sqlite_checkpoint) with the size of the WAL at the last one, in pages."""
+        checkpointer = self._checkpointer
+        return {
+            "rounds": self._rounds,
+            "commits": self._commits,
+            "largest_round": self._largest_round,
+            "checkpoints": checkpointer.checkpoints if checkpointer is not None else 0,
+            "wal_frames": checkpointer.wal_frames if checkpointer is not None else 0,
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -792,6 +803,8 @@ class SqliteStore:
                 raise sqlite3.OperationalError(f"cannot switch {self.path} to WAL (journal_mode={mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout = {_WRITER_BUSY_TIMEOUT_MS}")
+            # checkpoints run on the checkpointer thread, not inside this connection's commits
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute("BEGIN IMMEDIATE")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version < _SCHEMA_VERSION:
@@ -858,6 +871,9 @@ class SqliteStore:
             ready.set_exception(exc)
             stopped.set_result(None)
             return
+        checkpointer = WalCheckpointer(self.path, self.synchronous)
+        self._checkpointer = checkpointer
+        checkpointer.start()
         ready.set_result(None)
         try:
             stop = False
@@ -880,6 +896,7 @@ class SqliteStore:
                     if self._writes_since_analyze >= self._analyze_every:
                         self._analyze(conn)
         finally:
+            checkpointer.stop()
             conn.close()
             # Nothing should be left (commit() refuses once closing), but no caller may wait forever.
             leftovers: list[_Job] = []
@@ -900,6 +917,7 @@ class SqliteStore:
             outcomes = [self._apply_job(conn, job) for job in jobs]
             conn.execute("COMMIT")
             self._commit_paths()
+            self._checkpoint_after_commit(conn)
         except sqlite3.Error as exc:
             self._round_paths.clear()
             # Nothing of this round is durable: every caller of it fails, including those whose own
@@ -920,6 +938,17 @@ class SqliteStore:
         self._commits += len(jobs)
         self._largest_round = max(self._largest_round, len(jobs))
         self._deliver(jobs, outcomes)
+
+    def _checkpoint_after_commit(self, conn: sqlite3.Connection) -> None:
+        """Hand the checkpoint to the checkpointer thread, unless the WAL has outgrown it (sqlite_checkpoint)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return
+        if checkpointer.backlog_frames > WRITER_CHECKPOINT_FRAMES:
+            # the commit is durable already: a failed checkpoint must not fail its round
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        checkpointer.committed()
 
     def _apply_job(self, conn: sqlite3.Connection, job: _Job) -> BaseException | None:
         """One commit() inside its own savepoint: a conflict undoes only this caller's writes.

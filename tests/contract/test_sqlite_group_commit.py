@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -129,7 +130,13 @@ async def test_health_reports_the_path(sqlite_path: str) -> None:
             "status": "UP",
             "backend": "sqlite",
             "path": sqlite_path,
-            "groupCommit": {"rounds": 0, "commits": 0, "largest_round": 0},
+            "groupCommit": {
+                "rounds": 0,
+                "commits": 0,
+                "largest_round": 0,
+                "checkpoints": 0,
+                "wal_frames": 0,
+            },
         }
     finally:
         await store.close()
@@ -228,3 +235,37 @@ async def test_journal_clustered_by_entity_is_migrated_to_append_order(sqlite_pa
         assert check.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         check.close()
+
+
+def file_size(path: str) -> int:
+    return os.path.getsize(path)
+
+
+async def test_checkpoints_run_off_the_writer_and_empty_the_wal(sqlite_path: str) -> None:
+    """The writer's commits leave the checkpoint to the checkpointer thread: once writes stop, every page of the
+    WAL is back in the database file, which grew by them (sqlite_checkpoint)."""
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    try:
+        size_before = file_size(sqlite_path)
+        for round_ in range(20):
+            ids = [f"org.test:c{round_:02d}-{i:03d}" for i in range(100)]
+            await asyncio.gather(*(store.commit([create_write(i, {"x": "y" * 200})]) for i in ids))
+        async with asyncio.timeout(10):
+            while True:
+                stats = store.group_commit_stats
+                checkpointer = store._checkpointer
+                assert checkpointer is not None
+                if stats["checkpoints"] > 0 and checkpointer.backlog_frames == 0 and checkpointer.wal_frames:
+                    break
+                checkpointer.committed()  # a last one, after the final commit
+                await asyncio.sleep(0.05)
+        assert file_size(sqlite_path) > size_before + 2000 * 200
+    finally:
+        await store.close()
+    reopened = SqliteStore(sqlite_path)
+    await reopened.open()
+    try:
+        assert len(await reopened.get_many("things", [f"org.test:c19-{i:03d}" for i in range(100)])) == 100
+    finally:
+        await reopened.close()

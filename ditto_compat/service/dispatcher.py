@@ -586,6 +586,7 @@ class Dispatcher:
         for write in writes:
             if write.collection != "policies":
                 continue
+            self.enforcers.saved(write.state)
             for listener in self._policy_listeners:
                 try:
                     listener(write.state.entity_id, write.state.doc)

@@ -23,6 +23,8 @@ from ditto_compat.domain.search_index import search_readers
 from ditto_compat.persistence.ports import PolicyReaders, Store
 
 MAX_IMPORT_DEPTH = 10
+# new policies compiled and not yet known to be stored (see EnforcerCache.saved)
+_UNSAVED_CAPACITY = 1024
 
 # The enforcers looked up inside the current snapshot (None: outside any), by (policy id, namespace). A
 # context variable, so that the tasks a batch spreads over share it and nothing else does.
@@ -47,6 +49,9 @@ class EnforcerCache:
         self._store = store
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, str | None], _Compiled] = OrderedDict()
+        # enforcers of new policies (no imports) that are about to be stored: policy id -> (namespace, document,
+        # enforcer), until :meth:`saved` caches them at their revision; bounded, as a creation may fail
+        self._unsaved: OrderedDict[str, tuple[str | None, dict[str, Any], Enforcer]] = OrderedDict()
 
     async def policy(self, policy_id: str) -> EntityState | None:
         """The live policy, or ``None`` when it does not exist (or was deleted)."""
@@ -130,11 +135,31 @@ class EnforcerCache:
         return enforcer
 
     async def compile_unsaved(self, policy_id: str, doc: dict[str, Any], namespace: str | None) -> Enforcer:
-        """The enforcer of a policy that is not stored yet (a Thing's new inline or copied policy). Never
-        cached: the creation may still fail, and another policy may later be stored at the same revision."""
+        """The enforcer of a policy that is not stored yet (a Thing's new default, inline or copied policy).
+        Not cached yet, as the creation may still fail: :meth:`saved` caches it once ``doc`` is committed."""
         imported = await self._load_imports(EntityState(policy_id, 0, doc, "", ""))
         docs = {pid: (s.doc if s is not None else None) for pid, s in imported.items()}
-        return Enforcer.compile(resolve_entries(doc, docs), namespace=namespace)
+        enforcer = Enforcer.compile(resolve_entries(doc, docs), namespace=namespace)
+        if not imported:  # with imports, the cache also keys on the imported revisions
+            self._unsaved[policy_id] = (namespace, doc, enforcer)
+            self._unsaved.move_to_end(policy_id)
+            if len(self._unsaved) > _UNSAVED_CAPACITY:
+                self._unsaved.popitem(last=False)
+        return enforcer
+
+    def saved(self, state: EntityState) -> None:
+        """A policy was committed. If it is the very document :meth:`compile_unsaved` compiled, that enforcer
+        is current at this revision: cached, so that the new Thing's first modifications (a device starting to
+        send telemetry) do not compile it again."""
+        pending = self._unsaved.pop(state.entity_id, None)
+        if pending is None or state.doc is None or pending[1] is not state.doc:
+            return
+        namespace, _doc, enforcer = pending
+        key = (state.entity_id, namespace)
+        self._cache[key] = _Compiled(((state.entity_id, state.revision),), enforcer)
+        self._cache.move_to_end(key)
+        if len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
 
     async def search_readers(self, policy_id: str, doc: dict[str, Any] | None) -> PolicyReaders:
         """The search index entry of a policy about to be written (``doc is None``: deleted, nobody reads)."""

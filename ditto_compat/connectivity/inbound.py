@@ -137,13 +137,27 @@ class InboundPipeline:
         self._publish_reply = publish_reply
         self._clock = clock
         self._replies: set[asyncio.Task[None]] = set()
+        # inbound counts of the batches under way, handed to the monitor once per batch rather than per message
+        self._tally: dict[tuple[str, bool, str], int] = {}
 
     async def handle(self, messages: Sequence[ExternalMessage]) -> None:
         """Apply a batch of one source's messages; returns when their changes are durable."""
         started = time.perf_counter()
-        with self._signals.batch():
-            await self._apply_batch(messages)
+        try:
+            with self._signals.batch():
+                await self._apply_batch(messages)
+        finally:
+            self._flush_tally()
         self._monitor.batch(time.perf_counter() - started, len(messages))
+
+    def _count(self, kind: str, success: bool, address: str) -> None:
+        key = (kind, success, address)
+        self._tally[key] = self._tally.get(key, 0) + 1
+
+    def _flush_tally(self) -> None:
+        tally, self._tally = self._tally, {}
+        for (kind, success, address), count in tally.items():
+            self._monitor.record("inbound", kind, success, address, count)
 
     async def _apply_batch(self, messages: Sequence[ExternalMessage]) -> None:
         lanes: dict[str, list[_Work]] = {}
@@ -175,10 +189,9 @@ class InboundPipeline:
         """Map one message into the commands it carries; a failure is logged and yields none."""
         route = self._routes.get(message.source_index)
         address = message.address
-        monitor = self._monitor
-        monitor.record("inbound", "consumed", True, address)
+        self._count("consumed", True, address)
         if route is None:  # the adapter consumed from a source this connection no longer has
-            monitor.record("inbound", "dropped", True, address)
+            self._count("dropped", True, address)
             return []
         # only a source with header mapping or subject placeholders needs them (telemetry usually has neither)
         needs_placeholders = bool(route.header_mapping) or route.static_auth is None
@@ -188,12 +201,12 @@ class InboundPipeline:
             for mapper in route.mappers:
                 envelopes.extend(mapper.map_incoming(message))
         except DittoError as error:
-            monitor.record("inbound", "mapped", False, address)
+            self._count("mapped", False, address)
             self._log_failure("source", "mapped", error, message, None)
             return []
-        monitor.record("inbound", "mapped", True, address)
+        self._count("mapped", True, address)
         if not envelopes:
-            monitor.record("inbound", "dropped", True, address)
+            self._count("dropped", True, address)
             return []
         mapped_headers = self._mapped_headers(route, placeholders) if placeholders is not None else {}
         work: list[_Work] = []
@@ -204,7 +217,7 @@ class InboundPipeline:
                 auth = self._auth(route, placeholders)
                 self._enforce(route, message, envelope)
             except DittoError as error:
-                monitor.record("inbound", "enforced", False, address)
+                self._count("enforced", False, address)
                 self._log_failure("source", "enforced", error, message, envelope)
                 self._schedule_reply(route, message, envelope, error_envelope(error, envelope.topic, {}))
                 continue
@@ -288,7 +301,7 @@ class InboundPipeline:
         if isinstance(answer, StoreUnavailable):
             raise answer
         if isinstance(answer, DittoError):
-            self._monitor.record("inbound", "acknowledged", False, address)
+            self._count("acknowledged", False, address)
             self._log_failure("source", "dispatched", answer, work.message, envelope)
             await self._reply(work.route, work.message, envelope, error_envelope(answer, envelope.topic, {}))
             return
@@ -296,10 +309,10 @@ class InboundPipeline:
             log.error(
                 "connection %s: applying %s failed", self._connection.id, envelope.topic, exc_info=answer
             )
-            self._monitor.record("inbound", "acknowledged", False, address)
+            self._count("acknowledged", False, address)
             self._log_failure("source", "dispatched", DittoError(str(answer)), work.message, envelope)
             return
-        self._monitor.record("inbound", "acknowledged", True, address)
+        self._count("acknowledged", True, address)
         if answer is not None:
             await self._reply(work.route, work.message, envelope, answer)
 

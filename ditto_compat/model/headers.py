@@ -145,7 +145,15 @@ def command_headers_from(headers: Mapping[str, str], correlation_id: str | None 
 
     Header names compare case-insensitively (Ditto headers are case-insensitive and case-preserving). An explicit
     ``correlation_id`` wins over the mapping's; without either the command gets a new one."""
-    values = {name.lower(): value for name, value in headers.items()}
+    return command_headers_from_lowered(
+        {name.lower(): value for name, value in headers.items()}, correlation_id
+    )
+
+
+def command_headers_from_lowered(
+    values: Mapping[str, str], correlation_id: str | None = None
+) -> CommandHeaders:
+    """:func:`command_headers_from` for headers whose names are lower case already."""
     kwargs: dict[str, Any] = {}
     correlation_id = correlation_id or values.get("correlation-id")
     if correlation_id:

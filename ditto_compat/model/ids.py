@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import lru_cache
 
 from ditto_compat.errors import DittoError, JsonKeyInvalid, PolicyIdInvalid, ThingIdInvalid
 
@@ -22,7 +23,14 @@ _KEY_RE = re.compile(r"[^\x00-\x1F\x7F-\xFF/]+")
 
 
 def is_valid_entity_id(entity_id: str) -> bool:
-    return len(entity_id) <= MAX_ID_LENGTH and _ID_RE.fullmatch(entity_id) is not None
+    return len(entity_id) <= MAX_ID_LENGTH and _valid_id(entity_id)
+
+
+@lru_cache(
+    maxsize=16_384
+)  # the same ids are checked over and over (every message of a device); bounded length
+def _valid_id(entity_id: str) -> bool:
+    return _ID_RE.fullmatch(entity_id) is not None
 
 
 def check_thing_id(thing_id: str) -> str:

@@ -6,6 +6,7 @@ trailing ``/``; empty keys inside a pointer (``a//b``) are invalid.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from ditto_compat.errors import JsonPointerInvalid
@@ -15,8 +16,24 @@ Pointer = tuple[str, ...]
 ROOT: Pointer = ()
 
 
+# Pointers parsed before, by their text (a device addresses the same few paths over and over); only texts up
+# to this length are kept, so that the cache's memory stays bounded.
+_CACHED_POINTER_LENGTH = 256
+
+
 def parse_pointer(text: str) -> Pointer:
     """Parse ``/a/b~1c`` (or ``a/b~1c``) into ``("a", "b/c")``."""
+    if len(text) <= _CACHED_POINTER_LENGTH:
+        return _parse_known_pointer(text)
+    return _parse_pointer(text)
+
+
+@lru_cache(maxsize=4096)  # a Pointer is a tuple of str: immutable; an invalid one raises and is not kept
+def _parse_known_pointer(text: str) -> Pointer:
+    return _parse_pointer(text)
+
+
+def _parse_pointer(text: str) -> Pointer:
     if text in ("", "/"):
         return ROOT
     body = text[1:] if text.startswith("/") else text
@@ -57,6 +74,9 @@ def format_pointer(pointer: Pointer) -> str:
     """``("a", "b/c")`` -> ``/a/b~1c``; the root is ``/``."""
     if not pointer:
         return "/"
+    joined = "/".join(pointer)
+    if "~" not in joined and joined.count("/") == len(pointer) - 1:
+        return "/" + joined  # no key needs escaping (the common case)
     return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in pointer)
 
 

@@ -27,7 +27,7 @@ from ditto_compat.errors import (
     UnknownTopicPath,
 )
 from ditto_compat.model.fields import FieldSelector, parse_fields
-from ditto_compat.model.headers import COMMAND_HEADER_NAMES, CommandHeaders, command_headers_from
+from ditto_compat.model.headers import COMMAND_HEADER_NAMES, CommandHeaders, command_headers_from_lowered
 from ditto_compat.model.ids import check_thing_id, namespace_of
 from ditto_compat.model.pointer import MISSING, format_pointer, parse_pointer
 from ditto_compat.protocol.envelope import (
@@ -61,7 +61,7 @@ class RetrieveThings:
 
 def command_headers_of(env: Envelope) -> CommandHeaders:
     """The :class:`CommandHeaders` of an envelope, parsed as the HTTP API parses its headers."""
-    return command_headers_from(text_headers(env.headers, COMMAND_HEADER_NAMES))
+    return command_headers_from_lowered(text_headers(env.headers, COMMAND_HEADER_NAMES))
 
 
 def condition_of(env: Envelope) -> Query | None:

@@ -71,6 +71,12 @@ from ditto_compat.persistence.query_sqlite import (
     wildcard_text,
 )
 from ditto_compat.persistence.sqlite_checkpoint import WRITER_CHECKPOINT_FRAMES, WalCheckpointer
+from ditto_compat.persistence.sqlite_ownership import (
+    DataFileInUse,
+    KnownRevisions,
+    lock_data_file,
+    unlock_data_file,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -390,6 +396,32 @@ def _to_state(row: _Row) -> EntityState:
     )
 
 
+# A round's policy writes: (id, revision, live) of those committed, and the ids whose outcome is not known.
+_PolicyOutcomes = tuple[list[tuple[str, int, bool]], list[str]]
+
+
+def _policies_written(
+    jobs: Sequence[_Job], outcomes: Sequence[BaseException | None]
+) -> _PolicyOutcomes | None:
+    written: list[tuple[str, int, bool]] = []
+    unknown: list[str] = []
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        groups = (
+            list(zip(job.groups, job.group_outcomes, strict=True))
+            if job.groups is not None and outcome is None
+            else [(job.writes if job.groups is None else [w for g in job.groups for w in g], outcome)]
+        )
+        for writes, group_outcome in groups:
+            for w in writes:
+                if w.collection != "policies":
+                    continue
+                if group_outcome is None:
+                    written.append((w.entity_id, w.revision, w.doc is not None))
+                elif isinstance(group_outcome, StoreUnavailable):
+                    unknown.append(w.entity_id)
+    return (written, unknown) if written or unknown else None
+
+
 def _resolve(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
     """Runs on the caller's event loop: hands each caller its outcome."""
     for future, error in outcomes:
@@ -444,6 +476,9 @@ class SqliteStore:
         self._analyze_every = _FIRST_ANALYZE
         # Started and stopped by the writer thread, around its connection.
         self._checkpointer: WalCheckpointer | None = None
+        # The data file's lock (sqlite_ownership), held while open; and the policy revisions this owner knows.
+        self._lock_fd: int | None = None
+        self._policy_revisions = KnownRevisions()
 
     @property
     def group_commit_stats(self) -> dict[str, int]:
@@ -472,6 +507,10 @@ class SqliteStore:
             await asyncio.to_thread(os.makedirs, directory, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create data directory {directory}: {exc}") from exc
+        try:
+            self._lock_fd = lock_data_file(self.path)
+        except (DataFileInUse, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stopped = stopped
@@ -482,6 +521,7 @@ class SqliteStore:
         try:
             await asyncio.wrap_future(ready)
         except Exception as exc:
+            self._unlock()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._writer = writer
         try:
@@ -514,6 +554,12 @@ class SqliteStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        self._unlock()
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            unlock_data_file(fd)
 
     async def health(self) -> dict[str, Any]:
         """``UP`` when the writer thread runs and the file answers a query; never raises."""
@@ -555,9 +601,17 @@ class SqliteStore:
         return {i: found[i] for i in ids if i in found}
 
     async def revisions(self, collection: Collection, entity_ids: Sequence[str]) -> dict[str, int]:
-        """Revisions of the given ids that exist and are not deleted (their documents are not read)."""
+        """Revisions of the given ids that exist and are not deleted (their documents are not read). Those of
+        policies come from memory where this process, the file's only writer, knows them (sqlite_ownership)."""
         ids = list(dict.fromkeys(entity_ids))
-        return {row[0]: row[1] for row in self._rows_in(_sql(collection).revisions, ids)}
+        if collection != "policies":
+            return {row[0]: row[1] for row in self._rows_in(_sql(collection).revisions, ids)}
+        known, unknown = self._policy_revisions.split(ids)
+        if unknown:
+            found = {row[0]: row[1] for row in self._rows_in(_sql(collection).revisions, unknown)}
+            self._policy_revisions.read(unknown, found)
+            known.update(found)
+        return known
 
     def _rows_in(self, template: str, ids: list[str]) -> list[Any]:
         """The rows of ``template`` (an ``IN ({})`` query) for ``ids``, in chunks of bound parameters."""
@@ -938,7 +992,7 @@ class SqliteStore:
         self._rounds += 1
         self._commits += len(jobs)
         self._largest_round = max(self._largest_round, len(jobs))
-        self._deliver(jobs, outcomes)
+        self._deliver(jobs, outcomes, _policies_written(jobs, outcomes))
 
     def _checkpoint_after_commit(self, conn: sqlite3.Connection) -> None:
         """Hand the checkpoint to the checkpointer thread, unless the WAL has outgrown it (sqlite_checkpoint)."""
@@ -1152,13 +1206,33 @@ class SqliteStore:
         conn.executemany(_INSERT_READER, [(subject, readers.policy_id) for subject in subjects])
         conn.execute(_UPSERT_UNIFORM, (readers.policy_id, int(readers.uniform)))
 
-    @staticmethod
-    def _deliver(jobs: list[_Job], outcomes: Sequence[BaseException | None]) -> None:
-        """Hand the outcomes to the callers' loops: one wake-up per loop per round, not one per caller."""
+    def _deliver(
+        self,
+        jobs: list[_Job],
+        outcomes: Sequence[BaseException | None],
+        policies: _PolicyOutcomes | None = None,
+    ) -> None:
+        """Hand the outcomes to the callers' loops: one wake-up per loop per round, not one per caller. The
+        policy revisions the round wrote are recorded in the same callback, before any caller resumes and on the
+        loop that reads them, so that no read started before the commit can record an older revision after it."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
         for job, outcome in zip(jobs, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append((job.future, outcome))
         for loop, items in by_loop.items():
-            # RuntimeError: that loop is closed, nobody is left to tell.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, items)
+            try:
+                loop.call_soon_threadsafe(self._resolve, items, policies)
+            except RuntimeError:  # that loop is closed, nobody is left to tell
+                continue
+            policies = None  # recorded once
+
+    def _resolve(
+        self,
+        items: list[tuple[asyncio.Future[None], BaseException | None]],
+        policies: _PolicyOutcomes | None,
+    ) -> None:
+        if policies is not None:
+            written, unknown = policies
+            for policy_id, revision, live in written:
+                self._policy_revisions.committed(policy_id, revision, live)
+            self._policy_revisions.forget(unknown)
+        _resolve(items)

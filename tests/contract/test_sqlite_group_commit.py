@@ -269,3 +269,50 @@ async def test_checkpoints_run_off_the_writer_and_empty_the_wal(sqlite_path: str
         assert len(await reopened.get_many("things", [f"org.test:c19-{i:03d}" for i in range(100)])) == 100
     finally:
         await reopened.close()
+
+
+async def test_one_process_owns_the_file(sqlite_path: str) -> None:
+    """A second store (a second server) on an open file is refused; once the owner closes, it opens."""
+    owner = SqliteStore(sqlite_path)
+    await owner.open()
+    second = SqliteStore(sqlite_path)
+    try:
+        with pytest.raises(StoreUnavailable, match="in use by another"):
+            await second.open()
+    finally:
+        await owner.close()
+    await second.open()
+    try:
+        assert (await second.health())["status"] == "UP"
+    finally:
+        await second.close()
+
+
+def policy_write(policy_id: str, expected: int, revision: int, live: bool = True) -> EntityWrite:
+    doc = {"policyId": policy_id, "entries": {}} if live else None
+    return EntityWrite(
+        "policies", expected, EntityState(policy_id, revision, doc, T0, T0), {"revision": revision}
+    )
+
+
+async def test_policy_revisions_come_from_what_the_owner_read_and_wrote(sqlite_path: str) -> None:
+    store = SqliteStore(sqlite_path)
+    await store.open()
+    try:
+        await store.commit([policy_write("org.test:p", 0, 1), policy_write("org.test:q", 0, 1)])
+        assert await store.revisions("policies", ["org.test:p", "org.test:q", "org.test:none"]) == {
+            "org.test:p": 1,
+            "org.test:q": 1,
+        }
+        await store.commit([policy_write("org.test:p", 1, 2)])
+        await store.commit([policy_write("org.test:q", 1, 2, live=False)])
+        assert await store.revisions("policies", ["org.test:p", "org.test:q"]) == {"org.test:p": 2}
+        # nobody else writes the file: what the owner knows is not read again (a change behind its back,
+        # which the lock rules out, shows that)
+        with sqlite3.connect(sqlite_path) as behind:
+            behind.execute("UPDATE policies SET revision = 9 WHERE id = 'org.test:p'")
+        assert await store.revisions("policies", ["org.test:p"]) == {"org.test:p": 2}
+        with pytest.raises(RevisionConflict):  # the compare-and-set still reads the file
+            await store.commit([policy_write("org.test:p", 2, 3)])
+    finally:
+        await store.close()

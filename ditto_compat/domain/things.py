@@ -68,9 +68,18 @@ class ThingCommand:
 class Outcome:
     status: int
     value: Any = MISSING
-    etag: str | None = None
+    tag: str | None = None  # the ETag, when known; else see ``tag_of``
     event: ThingEvent | None = None
     new_doc: dict[str, Any] | None = None
+    # the value whose content tag is the ETag, hashed only if someone asks for it (a connection's telemetry
+    # usually wants no response at all)
+    tag_of: Any = MISSING
+
+    @property
+    def etag(self) -> str | None:
+        if self.tag is not None or self.tag_of is MISSING:
+            return self.tag
+        return content_tag(self.tag_of)
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -210,7 +219,7 @@ def modify(cmd: ThingCommand, state: ThingState, revision: int, now: str) -> Out
     updated = apply_event(doc, event)
     assert updated is not None
     check_size(updated)
-    return Outcome(201 if created else 204, value if created else MISSING, content_tag(value), event, updated)
+    return Outcome(201 if created else 204, value if created else MISSING, None, event, updated, tag_of=value)
 
 
 def merge(cmd: ThingCommand, state: ThingState | None, revision: int, now: str) -> Outcome:
@@ -257,11 +266,9 @@ def merge(cmd: ThingCommand, state: ThingState | None, revision: int, now: str) 
         raise MergeInvalid("The merge patch would remove the Thing's ID.")
     check_size(new_doc)
     if resource.kind is Kind.THING:
-        tag: str | None = revision_tag(revision)
-    else:
-        merged_value = get_at(new_doc, resource.path)
-        tag = None if merged_value is MISSING else content_tag(merged_value)
-    return Outcome(204, MISSING, tag, event, new_doc)
+        return Outcome(204, MISSING, revision_tag(revision), event, new_doc)
+    # a merge that removed the resource has no tag (get_at gives MISSING)
+    return Outcome(204, MISSING, None, event, new_doc, tag_of=get_at(new_doc, resource.path))
 
 
 def merge_creation_body(thing_id: str, patch: Any) -> dict[str, Any]:

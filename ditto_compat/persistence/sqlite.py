@@ -281,7 +281,7 @@ class _PreparedWrite:
     sql: _Sql
     collection: str
     entity_id: str
-    namespace: str
+    namespace: str  # written by inserts only (an update keeps the row's); "" for updates
     expected_revision: int
     revision: int
     deleted: int
@@ -348,7 +348,7 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
         sql=sql,
         collection=write.collection,
         entity_id=state.entity_id,
-        namespace=namespace_of(state.entity_id),
+        namespace=namespace_of(state.entity_id) if write.expected_revision == 0 else "",  # inserts only
         expected_revision=write.expected_revision,
         revision=state.revision,
         deleted=0 if state.doc is not None else 1,

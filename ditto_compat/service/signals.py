@@ -136,7 +136,7 @@ class SignalHandler:
             except DittoError as error:
                 answers[index] = error
                 continue
-            batch.append((index, parsed, auth, _echo_headers(envelope)))
+            batch.append((index, parsed, auth, _echo_headers(envelope) if respond else {}))
         if not batch:
             return answers
         results = await self._dispatcher.handle_many([(cmd, auth) for _, cmd, auth, _ in batch])

@@ -361,7 +361,7 @@ def test_thing_response_headers() -> None:
     )
     cmd = thing_command(env)
     assert isinstance(cmd, ThingCommand)
-    answer = thing_response(cmd, Outcome(204, etag='"rev:2"'), env.headers, channel="live").to_json()
+    answer = thing_response(cmd, Outcome(204, tag='"rev:2"'), env.headers, channel="live").to_json()
     assert answer == {
         "topic": "ns/t/things/live/commands/merge",
         "headers": {

@@ -29,6 +29,9 @@ async def test_compression_is_declined_unless_enabled(server_factory: ServerFact
     users.write_text("alice:{PLAIN}alice-pw\n")
     plain = server_factory(args=["--htpasswd", str(users)])
     assert await negotiated(plain) is None
-    compressing = server_factory(args=["--htpasswd", str(users), "--ws-compression"])
+    # its own data directory: one server owns a SQLite file
+    compressing = server_factory(
+        tmp_path / "compressing", args=["--htpasswd", str(users), "--ws-compression"]
+    )
     extensions = await negotiated(compressing)
     assert extensions is not None and extensions.startswith("permessage-deflate")

@@ -49,6 +49,7 @@ from ditto_compat.connectivity.clients.base import (
     InboundHandler,
 )
 from ditto_compat.connectivity.clients.errors import PublishFailed
+from ditto_compat.connectivity.clients.mqtt_reader import BufferedPahoClient
 from ditto_compat.connectivity.clients.mqtt_settings import MqttSettings, Subscription, parse_mqtt_settings
 from ditto_compat.connectivity.clients.status_tracker import StatusTracker
 from ditto_compat.connectivity.external import ExternalMessage
@@ -229,7 +230,7 @@ class MqttClient:
 
     # ------------------------------------------------------------------------------------- connecting
     def _new_paho(self, settings: MqttSettings, client_id: str, clean: bool) -> paho.Client:
-        client = paho.Client(
+        client = BufferedPahoClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=None if self._v5 else clean,

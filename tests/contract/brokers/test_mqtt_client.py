@@ -202,6 +202,28 @@ async def test_keeps_broker_order_per_source(
 
 
 @pytest.mark.parametrize("connection_type", VERSIONS)
+async def test_packets_larger_than_a_read_and_bursts_of_small_ones_arrive_whole(
+    connection_type: str, mosquitto: Mosquitto, clients: list[MqttClient], devices: list[Device]
+) -> None:
+    """The client reads the socket in 64 KiB chunks (clients/mqtt_reader.py): packets that straddle a chunk, span
+    several, or come hundreds to a chunk arrive whole and in order."""
+    handler = RecordingHandler()
+    client = MqttClient(make_connection(connection_type, mosquitto.uri, {"chunks/#": 1}))
+    clients.append(client)
+    await client.connect(handler)
+    device = open_device(mosquitto, connection_type)
+    devices.append(device)
+
+    payloads = [f"{i}:" + "x" * (i * 37 % 300) for i in range(1500)]
+    payloads[700] = "big:" + "y" * 200_000  # three chunks and then some
+    payloads[701] = "big:" + "z" * 65_536
+    await asyncio.to_thread(lambda: [device.publish("chunks/a", p, qos=1) for p in payloads])
+    await handler.wait_for_count(len(payloads))
+
+    assert handler.texts == payloads
+
+
+@pytest.mark.parametrize("connection_type", VERSIONS)
 @pytest.mark.parametrize("qos", [1, 2])
 async def test_failed_handler_gets_the_message_again_after_reconnect(
     connection_type: str, qos: int, mosquitto: Mosquitto, clients: list[MqttClient], devices: list[Device]

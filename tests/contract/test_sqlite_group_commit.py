@@ -173,6 +173,15 @@ async def test_factory_picks_sqlite_in_the_data_dir(tmp_path: Path) -> None:
         await store.close()
 
 
+def third_revision(entity_id: str, doc: dict[str, object]) -> EntityWrite:
+    return EntityWrite(
+        collection="things",
+        expected_revision=2,
+        state=EntityState(entity_id, 3, doc, T0, T0),
+        event={"revision": 3},
+    )
+
+
 async def test_journal_clustered_by_entity_is_migrated_to_append_order(sqlite_path: str) -> None:
     """A file whose journal is clustered by entity (layout 2) keeps every entry when opened, in revision order
     per entity, and the entity's next revisions append to it."""
@@ -201,31 +210,13 @@ async def test_journal_clustered_by_entity_is_migrated_to_append_order(sqlite_pa
     await reopened.open()
     try:
         assert await reopened.journal("things", "org.test:m") == [{"revision": 1}, {"revision": 2}]
-        await reopened.commit(
-            [
-                EntityWrite(
-                    collection="things",
-                    expected_revision=2,
-                    state=EntityState("org.test:m", 3, {"v": 3}, T0, T0),
-                    event={"revision": 3},
-                )
-            ]
-        )
+        await reopened.commit([third_revision("org.test:m", {"v": 3})])
         assert await reopened.journal("things", "org.test:m", from_revision=2) == [
             {"revision": 2},
             {"revision": 3},
         ]
         with pytest.raises(RevisionConflict):  # the entity's revisions stay unique
-            await reopened.commit(
-                [
-                    EntityWrite(
-                        collection="things",
-                        expected_revision=2,
-                        state=EntityState("org.test:m", 3, {"v": 4}, T0, T0),
-                        event={"revision": 3},
-                    )
-                ]
-            )
+            await reopened.commit([third_revision("org.test:m", {"v": 4})])
     finally:
         await reopened.close()
     check = sqlite3.connect(sqlite_path)

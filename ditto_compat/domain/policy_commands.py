@@ -130,7 +130,7 @@ class PolicyEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # as Outcome: treat it as immutable
 class PolicyOutcome(Outcome):
     """The Things :class:`Outcome` (status, value, ETag, new document) with the policy event it journals."""
 

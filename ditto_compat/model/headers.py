@@ -112,7 +112,8 @@ def new_correlation_id() -> str:
     return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for speed (a frozen init costs 1 us, once per command): treat it as immutable.
+@dataclass(slots=True)
 class CommandHeaders:
     """What a command carries besides its payload."""
 

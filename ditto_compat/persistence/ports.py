@@ -38,7 +38,8 @@ class PolicyReaders:
     uniform: bool
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for speed (a frozen init costs 1.3 us, once per write): treat it as immutable.
+@dataclass(slots=True)
 class EntityWrite:
     """Replace the state of one entity if its stored revision is still ``expected_revision``.
 

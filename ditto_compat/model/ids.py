@@ -26,9 +26,8 @@ def is_valid_entity_id(entity_id: str) -> bool:
     return len(entity_id) <= MAX_ID_LENGTH and _valid_id(entity_id)
 
 
-@lru_cache(
-    maxsize=16_384
-)  # the same ids are checked over and over (every message of a device); bounded length
+# the same ids are checked over and over (every message of a device); their length is bounded before
+@lru_cache(maxsize=16_384)
 def _valid_id(entity_id: str) -> bool:
     return _ID_RE.fullmatch(entity_id) is not None
 

@@ -252,3 +252,20 @@ def test_delete_at_root_empties_the_document() -> None:
 def test_delete_at_undoes_set_at_on_a_new_key(doc: dict[str, Any], pointer: Pointer, value: Any) -> None:
     result = delete_at(set_at(doc, pointer, value), pointer)
     assert get_at(result, pointer) is MISSING
+
+
+def test_parsing_is_cached_but_never_an_invalid_pointer_or_a_long_one() -> None:
+    """Pointers are parsed once per text (model/pointer.py); an invalid text raises every time, and a text too long
+    for the cache is parsed all the same."""
+    assert parse_pointer("/features/f/properties/p") is parse_pointer("/features/f/properties/p")
+    for _ in range(2):
+        with pytest.raises(JsonPointerInvalid):
+            parse_pointer("/a//b")
+    long_key = "k" * 300
+    assert parse_pointer(f"/attributes/{long_key}") == ("attributes", long_key)
+
+
+def test_formatting_escapes_only_keys_that_need_it() -> None:
+    assert format_pointer(("a", "b")) == "/a/b"
+    assert format_pointer(("a/b", "c~d")) == "/a~1b/c~0d"
+    assert format_pointer(("x", "")) == "/x/"

@@ -489,3 +489,13 @@ def test_policy_view_header_and_response() -> None:
         "etag": '"rev:3"',
     }
     assert answer["value"] == {"entries": {}} and answer["status"] == 200
+
+
+def test_topics_are_parsed_once_per_text_but_an_invalid_one_raises_every_time() -> None:
+    text = "org.acme/lamp/things/twin/commands/modify"
+    assert parse_topic(text) is parse_topic(text)
+    for _ in range(2):
+        with pytest.raises(DittoError):
+            parse_topic("org.acme/lamp/things/nowhere/commands/modify")
+    long_name = "n" * 300  # beyond the cached length: parsed all the same
+    assert parse_topic(f"org.acme/{long_name}/things/twin/events/modified").name == long_name

@@ -122,18 +122,33 @@ async def clients() -> AsyncIterator[list[MqttClient]]:
         await client.close()
 
 
+async def consuming(
+    connection_type: str,
+    mosquitto: Mosquitto,
+    sources: Mapping[str, int],
+    clients: list[MqttClient],
+    devices: list[Device],
+) -> tuple[MqttClient, RecordingHandler, Device]:
+    """A client connected to ``sources`` (closed by the ``clients`` fixture), what it handed over, and a device
+    publishing to the same broker (closed by the ``devices`` fixture)."""
+    handler = RecordingHandler()
+    client = MqttClient(make_connection(connection_type, mosquitto.uri, sources))
+    clients.append(client)
+    await client.connect(handler)
+    device = open_device(mosquitto, connection_type)
+    devices.append(device)
+    return client, handler, device
+
+
 # ------------------------------------------------------------------------------------------------ inbound
 @pytest.mark.parametrize("connection_type", VERSIONS)
 async def test_consumes_with_mqtt_headers(
     connection_type: str, mosquitto: Mosquitto, clients: list[MqttClient], devices: list[Device]
 ) -> None:
-    handler = RecordingHandler()
-    client = MqttClient(make_connection(connection_type, mosquitto.uri, {"sensors/+/telemetry": 1}))
-    clients.append(client)
-    await client.connect(handler)
+    client, handler, device = await consuming(
+        connection_type, mosquitto, {"sensors/+/telemetry": 1}, clients, devices
+    )
     assert client.status().state == "open"
-    device = open_device(mosquitto, connection_type)
-    devices.append(device)
 
     device.publish("sensors/s1/telemetry", '{"t": 21.5}', qos=1)
     device.publish("sensors/s1/other", "not subscribed", qos=1)
@@ -155,12 +170,7 @@ async def test_consumes_with_mqtt_headers(
 async def test_mqtt5_properties_become_headers(
     mosquitto: Mosquitto, clients: list[MqttClient], devices: list[Device]
 ) -> None:
-    handler = RecordingHandler()
-    client = MqttClient(make_connection("mqtt-5", mosquitto.uri, {"v5/in": 1}))
-    clients.append(client)
-    await client.connect(handler)
-    device = open_device(mosquitto, "mqtt-5")
-    devices.append(device)
+    _client, handler, device = await consuming("mqtt-5", mosquitto, {"v5/in": 1}, clients, devices)
 
     properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     properties.UserProperty = [("device-id", "dev-7"), ("x-trace", "abc")]
@@ -185,12 +195,7 @@ async def test_mqtt5_properties_become_headers(
 async def test_keeps_broker_order_per_source(
     connection_type: str, mosquitto: Mosquitto, clients: list[MqttClient], devices: list[Device]
 ) -> None:
-    handler = RecordingHandler()
-    client = MqttClient(make_connection(connection_type, mosquitto.uri, {"order/#": 1}))
-    clients.append(client)
-    await client.connect(handler)
-    device = open_device(mosquitto, connection_type)
-    devices.append(device)
+    _client, handler, device = await consuming(connection_type, mosquitto, {"order/#": 1}, clients, devices)
 
     count = 2000
     await asyncio.to_thread(lambda: [device.publish(f"order/{i % 7}", str(i), qos=1) for i in range(count)])
@@ -207,12 +212,7 @@ async def test_packets_larger_than_a_read_and_bursts_of_small_ones_arrive_whole(
 ) -> None:
     """The client reads the socket in 64 KiB chunks (clients/mqtt_reader.py): packets that straddle a chunk, span
     several, or come hundreds to a chunk arrive whole and in order."""
-    handler = RecordingHandler()
-    client = MqttClient(make_connection(connection_type, mosquitto.uri, {"chunks/#": 1}))
-    clients.append(client)
-    await client.connect(handler)
-    device = open_device(mosquitto, connection_type)
-    devices.append(device)
+    _client, handler, device = await consuming(connection_type, mosquitto, {"chunks/#": 1}, clients, devices)
 
     payloads = [f"{i}:" + "x" * (i * 37 % 300) for i in range(1500)]
     payloads[700] = "big:" + "y" * 200_000  # three chunks and then some

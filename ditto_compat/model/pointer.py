@@ -6,34 +6,19 @@ trailing ``/``; empty keys inside a pointer (``a//b``) are invalid.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from ditto_compat.errors import JsonPointerInvalid
+from ditto_compat.model.text_cache import cached_by_text
 
 Pointer = tuple[str, ...]
 
 ROOT: Pointer = ()
 
 
-# Pointers parsed before, by their text (a device addresses the same few paths over and over); only texts up
-# to this length are kept, so that the cache's memory stays bounded.
-_CACHED_POINTER_LENGTH = 256
-
-
+@cached_by_text(max_length=256, maxsize=4096)  # a device addresses the same few paths over and over
 def parse_pointer(text: str) -> Pointer:
     """Parse ``/a/b~1c`` (or ``a/b~1c``) into ``("a", "b/c")``."""
-    if len(text) <= _CACHED_POINTER_LENGTH:
-        return _parse_known_pointer(text)
-    return _parse_pointer(text)
-
-
-@lru_cache(maxsize=4096)  # a Pointer is a tuple of str: immutable; an invalid one raises and is not kept
-def _parse_known_pointer(text: str) -> Pointer:
-    return _parse_pointer(text)
-
-
-def _parse_pointer(text: str) -> Pointer:
     if text in ("", "/"):
         return ROOT
     body = text[1:] if text.startswith("/") else text

@@ -19,13 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Final
+from typing import Any
 
 from ditto_compat.errors import DittoError, HeaderInvalid, JsonFieldMissing, JsonInvalid, UnknownTopicPath
 from ditto_compat.model.headers import parse_bool, parse_entity_tags, parse_if_equal, parse_timeout
 from ditto_compat.model.jsonio import loads
 from ditto_compat.model.pointer import MISSING
+from ditto_compat.model.text_cache import cached_by_text
 
 GROUPS = ("things", "policies", "connections")
 CHANNELS = ("twin", "live")
@@ -90,24 +90,9 @@ def _invalid_topic(text: str, why: str) -> DittoError:
     return UnknownTopicPath(f"The topic path '{text}' is not supported: {why}.")
 
 
-# Topics parsed before, by their text: a device sends the same few topics over and over. Only topics up to this
-# length are kept, so that the cache's memory stays bounded whatever clients send.
-_CACHED_TOPIC_LENGTH: Final = 256
-
-
+@cached_by_text(max_length=256, maxsize=16_384)  # a device sends the same few topics over and over
 def parse_topic(text: str) -> Topic:
     """Parse and check a topic; anything Ditto would not route raises ``things.protocol.adapter:unknown.topicpath``."""
-    if len(text) <= _CACHED_TOPIC_LENGTH:
-        return _parse_known_topic(text)
-    return _parse_topic(text)
-
-
-@lru_cache(maxsize=16_384)  # a Topic is immutable; a topic that fails to parse raises and is not kept
-def _parse_known_topic(text: str) -> Topic:
-    return _parse_topic(text)
-
-
-def _parse_topic(text: str) -> Topic:
     parts = text.split("/")
     if len(parts) < 4:
         raise _invalid_topic(text, "it has too few segments")

@@ -400,17 +400,19 @@ def _to_state(row: _Row) -> EntityState:
 _PolicyOutcomes = tuple[list[tuple[str, int, bool]], list[str]]
 
 
-def _policies_written(
+def _policy_outcomes(
     jobs: Sequence[_Job], outcomes: Sequence[BaseException | None]
 ) -> _PolicyOutcomes | None:
     written: list[tuple[str, int, bool]] = []
     unknown: list[str] = []
     for job, outcome in zip(jobs, outcomes, strict=True):
-        groups = (
-            list(zip(job.groups, job.group_outcomes, strict=True))
-            if job.groups is not None and outcome is None
-            else [(job.writes if job.groups is None else [w for g in job.groups for w in g], outcome)]
-        )
+        groups: list[tuple[list[_PreparedWrite], BaseException | None]]
+        if job.groups is None:  # commit(): one group
+            groups = [(job.writes, outcome)]
+        elif outcome is None:  # commit_each() in a round that committed: each group its own outcome
+            groups = list(zip(job.groups, job.group_outcomes, strict=True))
+        else:  # the round failed as a whole
+            groups = [(group, outcome) for group in job.groups]
         for writes, group_outcome in groups:
             for w in writes:
                 if w.collection != "policies":
@@ -992,7 +994,7 @@ class SqliteStore:
         self._rounds += 1
         self._commits += len(jobs)
         self._largest_round = max(self._largest_round, len(jobs))
-        self._deliver(jobs, outcomes, _policies_written(jobs, outcomes))
+        self._deliver(jobs, outcomes, _policy_outcomes(jobs, outcomes))
 
     def _checkpoint_after_commit(self, conn: sqlite3.Connection) -> None:
         """Hand the checkpoint to the checkpointer thread, unless the WAL has outgrown it (sqlite_checkpoint)."""

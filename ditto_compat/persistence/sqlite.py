@@ -44,6 +44,7 @@ from ditto_compat.domain.entity import EntityState
 from ditto_compat.domain.history import HistoryCollection, compact
 from ditto_compat.model.ids import namespace_of
 from ditto_compat.model.pointer import Pointer
+from ditto_compat.persistence import sqlite_bulk
 from ditto_compat.persistence.ports import (
     COLLECTIONS,
     Collection,
@@ -256,11 +257,6 @@ _IMPORTERS: Final = (
     "SELECT id FROM policies WHERE deleted = 0 AND json_type(doc, '$.imports') = 'object' "
     "AND EXISTS (SELECT 1 FROM json_each(doc, '$.imports') WHERE key = ?) ORDER BY id"
 )
-_DELETE_VALUE: Final = "DELETE FROM search_values WHERE path = ? AND v = ? AND thing = ?"
-_UPSERT_VALUE: Final = (
-    "INSERT INTO search_values (path, v, thing, k) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (path, v, thing) DO UPDATE SET k = excluded.k"
-)
 _DELETE_READERS: Final = "DELETE FROM policy_readers WHERE policy_id = ?"
 _INSERT_READER: Final = "INSERT INTO policy_readers (subject, policy_id) VALUES (?, ?)"
 _UPSERT_UNIFORM: Final = (
@@ -379,6 +375,38 @@ def _prepare(write: EntityWrite) -> _PreparedWrite:
             and write.previous_doc.get("policyId") == policy_id
         ),
     )
+
+
+def _document_updates(group: list[_PreparedWrite]) -> bool:
+    """A group that only changes the document of one live Thing, each write on the revision of the one before,
+    with the search rows to change known: what the writer applies in bulk (sqlite_bulk)."""
+    previous: _PreparedWrite | None = None
+    for w in group:
+        if not w.doc_only or w.index_delta is None or w.doc is None:
+            return False
+        if previous is not None and (
+            w.entity_id != previous.entity_id or w.expected_revision != previous.revision
+        ):
+            return False
+        previous = w
+    return previous is not None
+
+
+def _net_index_delta(group: list[_PreparedWrite]) -> tuple[list[tuple[Pointer, Any]], IndexEntries]:
+    """The search rows to delete and to upsert that have the effect of the group's deltas applied in order: per
+    row, the last write that removes or sets it decides."""
+    if len(group) == 1 and group[0].index_delta is not None:
+        return group[0].index_delta
+    last: dict[tuple[Pointer, Any], int | None] = {}
+    for w in group:
+        assert w.index_delta is not None  # _document_updates
+        removed, changed = w.index_delta
+        for row in removed:
+            last[row] = None
+        last.update(changed)
+    return [row for row, kind in last.items() if kind is None], {
+        row: kind for row, kind in last.items() if kind is not None
+    }
 
 
 def _hit(row: tuple[str, int, str | None, str, str, int]) -> SearchHit:
@@ -1017,9 +1045,76 @@ class SqliteStore:
         for readers in job.readers:
             self._write_readers(conn, readers)
         if job.groups is not None:
-            job.group_outcomes = [self._apply_writes(conn, group) for group in job.groups]
+            job.group_outcomes = self._apply_groups(conn, job.groups)
             return None
         return self._apply_writes(conn, job.writes)
+
+    def _apply_groups(
+        self, conn: sqlite3.Connection, groups: list[list[_PreparedWrite]]
+    ) -> list[BaseException | None]:
+        """commit_each(): the groups that only update the document of a Thing no earlier group touches (a batch of
+        telemetry is nearly all of these) go together, a few statements for all (sqlite_bulk); then the others
+        one by one, in their order. A group after a bulk one for the same entity thus still comes after it."""
+        outcomes: list[BaseException | None] = [None] * len(groups)
+        bulk: list[int] = []
+        rest: list[int] = []
+        seen: set[str] = set()
+        for index, group in enumerate(groups):
+            if _document_updates(group) and group[0].entity_id not in seen:
+                bulk.append(index)
+            else:
+                rest.append(index)
+            seen.update(w.entity_id for w in group)
+        if len(bulk) > 1:
+            for index, outcome in zip(bulk, self._apply_bulk(conn, [groups[i] for i in bulk]), strict=True):
+                outcomes[index] = outcome
+        else:
+            rest = sorted(rest + bulk)
+        for index in rest:
+            outcomes[index] = self._apply_writes(conn, groups[index])
+        return outcomes
+
+    def _apply_bulk(
+        self, conn: sqlite3.Connection, groups: list[list[_PreparedWrite]]
+    ) -> list[BaseException | None]:
+        """Groups of :func:`_document_updates`, of distinct Things. Each group is one compare-and-set, from the
+        revision its first write expects to its last write's document (the revisions between exist only in the
+        journal); a miss is that group's RevisionConflict and changes nothing. An SQLite error fails the round
+        (_apply_batch), as a statement may have applied some chunks of rows already."""
+        hits = sqlite_bulk.update_docs(
+            conn,
+            [
+                (g[0].entity_id, g[-1].revision, g[-1].modified, g[-1].doc, g[0].expected_revision)
+                for g in groups
+            ],
+        )
+        outcomes: list[BaseException | None] = []
+        written: list[_PreparedWrite] = []
+        deletes: list[tuple[int, Any, int]] = []
+        upserts: list[tuple[int, Any, int, int]] = []
+        for group in groups:
+            first = group[0]
+            n = hits.get(first.entity_id)
+            if n is None:
+                outcomes.append(
+                    RevisionConflict(
+                        f"{first.collection} {first.entity_id!r} is not at revision {first.expected_revision}"
+                    )
+                )
+                continue
+            outcomes.append(None)
+            written.extend(group)
+            removed, changed = _net_index_delta(group)
+            deletes.extend((self._path_id(conn, keys), value, n) for keys, value in removed)
+            upserts.extend(
+                (self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()
+            )
+        sqlite_bulk.delete_values(conn, deletes)
+        sqlite_bulk.upsert_values(conn, upserts)
+        sqlite_bulk.insert_events(conn, [(w.collection, w.entity_id, w.revision, w.event) for w in written])
+        for w in written:
+            self._prune_journal(conn, w)
+        return outcomes
 
     def _apply_writes(self, conn: sqlite3.Connection, writes: list[_PreparedWrite]) -> BaseException | None:
         """Writes that succeed or fail together (one savepoint), inside the round's transaction."""
@@ -1151,15 +1246,10 @@ class SqliteStore:
     def _write_index(
         self, conn: sqlite3.Connection, n: int, removed: list[tuple[Pointer, Any]], changed: IndexEntries
     ) -> None:
-        if removed:
-            conn.executemany(
-                _DELETE_VALUE, [(self._path_id(conn, keys), value, n) for keys, value in removed]
-            )
-        if changed:
-            conn.executemany(
-                _UPSERT_VALUE,
-                [(self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()],
-            )
+        sqlite_bulk.delete_values(conn, [(self._path_id(conn, keys), value, n) for keys, value in removed])
+        sqlite_bulk.upsert_values(
+            conn, [(self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()]
+        )
 
     def _path_id(self, conn: sqlite3.Connection, keys: Pointer) -> int:
         known = self._paths.get(keys)

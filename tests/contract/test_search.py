@@ -15,6 +15,7 @@ import pytest
 
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.model.pointer import get_at, parse_pointer
+from ditto_compat.persistence import sqlite_bulk
 from ditto_compat.persistence.ports import EntityWrite, PolicyReaders, RevisionConflict, SearchRequest, Store
 from ditto_compat.persistence.query_common import sort_rank
 from ditto_compat.persistence.sqlite import SqliteStore
@@ -581,6 +582,90 @@ async def test_a_conflicting_policy_commit_changes_no_readers(store: Store) -> N
     assert await found(store, readers=["user:z"]) == []
 
 
+def _telemetry_value(i: int, step: int) -> Any:
+    """A value of each JSON type in turn, as a batch of telemetry may bring them."""
+    return [i / 10 + step, f"s{i}-{step}", i % 3 == 0, [i, "x", step], None, 2**40 + i][i % 6]
+
+
+def _document_update(doc: dict[str, Any], expected: int, value: Any) -> tuple[EntityWrite, dict[str, Any]]:
+    new = {**doc, "attributes": {**doc["attributes"], "v": value}}
+    state = EntityState(new["thingId"], expected + 1, new, T0, T1)
+    write = EntityWrite(
+        "things",
+        expected,
+        state,
+        {"revision": expected + 1},
+        previous_doc=doc,
+        previous_known=True,
+        changed_at=("attributes", "v"),
+    )
+    return write, new
+
+
+async def test_a_batch_of_document_updates_keeps_the_index_right(store: Store) -> None:
+    """commit_each() with hundreds of one-write groups, as a connection's batch makes them (the SQLite store
+    applies those together, a chunk of rows per statement): each group's compare-and-set on its own, and the
+    search index of every written Thing, values of every type, agrees with the evaluator."""
+    await readable(store)
+    docs = {
+        f"org.test:{i:03}": thing(f"org.test:{i:03}", attributes={"v": i, "keep": i % 4}) for i in range(180)
+    }
+    for doc in docs.values():
+        await put(store, doc)
+    groups: list[list[EntityWrite]] = []
+    stale = {f"org.test:{i:03}" for i in range(0, 180, 10)}
+    revision = {thing_id: 1 for thing_id in docs}
+    for i, (thing_id, doc) in enumerate(docs.items()):
+        # a stale one expects revision 5 of a Thing at revision 1
+        expected = 5 if thing_id in stale else 1
+        write, new = _document_update(doc, expected, _telemetry_value(i, 1))
+        group = [write]
+        if i % 7 == 3:  # several messages for one Thing: a value, another, the first again
+            for value in ("other", _telemetry_value(i, 1)):
+                write, new = _document_update(new, expected + len(group), value)
+                group.append(write)
+        if thing_id not in stale:
+            docs[thing_id], revision[thing_id] = new, 1 + len(group)
+        groups.append(group)
+    # a later group of the same batch for a Thing already written: applied after the first one
+    again, docs["org.test:001"] = _document_update(docs["org.test:001"], 2, "again")
+    groups.append([again])
+    revision["org.test:001"] = 3
+
+    outcomes = await store.commit_each(groups)
+
+    assert [i for i, o in enumerate(outcomes) if o is not None] == [int(t[-3:]) for t in sorted(stale)]
+    assert all(isinstance(o, RevisionConflict) for o in outcomes if o is not None)
+    written = await store.get_many("things", list(docs))
+    assert {i: (s.revision, s.doc) for i, s in written.items()} == {
+        i: (revision[i], d) for i, d in docs.items()
+    }
+    assert [e["revision"] for e in await store.journal("things", "org.test:001")] == [1, 2, 3]
+    assert [e["revision"] for e in await store.journal("things", "org.test:003")] == [1, 2, 3, 4]
+    assert [e["revision"] for e in await store.journal("things", "org.test:010")] == [1]
+    assert [e["revision"] for e in await store.journal("things", "org.test:080")] == [1]  # a stale chain
+    queries: list[Query] = [
+        cmp("eq", "attributes/v", 0.1 + 1),
+        cmp("eq", "attributes/v", 12.1),
+        cmp("eq", "attributes/v", "s7-1"),
+        cmp("eq", "attributes/v", "again"),
+        cmp("eq", "attributes/v", "other"),
+        cmp("eq", "attributes/v", True),
+        cmp("eq", "attributes/v", False),
+        cmp("eq", "attributes/v", "x"),
+        cmp("eq", "attributes/v", 2**40 + 5),
+        cmp("eq", "attributes/v", 20),
+        cmp("eq", "attributes/v", 17),  # the value a chain replaced
+        cmp("gt", "attributes/v", 250),
+        cmp("lt", "attributes/v", 3),
+        Exists(f("attributes/v")),
+        Not(Exists(f("attributes/v"))),
+        cmp("eq", "attributes/keep", 3),
+    ]
+    for query in queries:
+        assert await found(store, query) == evaluated(docs, query), query
+
+
 async def test_limit(store: Store) -> None:
     await readable(store)
     for i in range(7):
@@ -620,6 +705,39 @@ async def test_sqlite_predicates_use_the_index(sqlite_path: str) -> None:
         assert "SCAN" not in plan, plan
     finally:
         await store.close()
+
+
+async def test_sqlite_bulk_statements_seek_every_row(sqlite_path: str) -> None:
+    """The writer's statements of many rows (sqlite_bulk) find each row through a key, never by scanning."""
+    store = SqliteStore(sqlite_path)
+    await store.open()  # the schema
+    await store.close()
+    conn = sqlite3.connect(sqlite_path)
+    try:
+        for statement, width in (
+            (sqlite_bulk.update_docs_statement, 5),
+            (sqlite_bulk.delete_values_statement, 3),
+        ):
+            for rows in (1, 7, sqlite_bulk.CHUNK):
+                params = [f"x{i}" if i % width == 0 else i for i in range(rows * width)]
+                plan = "\n".join(
+                    row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement(rows)}", params)
+                )
+                assert "SCAN things" not in plan and "SCAN search_values" not in plan, plan
+                assert "USING INDEX sqlite_autoindex_things_1 (id=?)" in plan or (
+                    "USING PRIMARY KEY (path=? AND v=? AND thing=?)" in plan
+                ), plan
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 255, 256, 257, 300, 1000, 1025])
+def test_sqlite_bulk_chunks_cover_every_row_in_few_statements(count: int) -> None:
+    split = list(sqlite_bulk.chunks(count))
+    assert sum(taken for taken, _ in split) == count
+    assert all(taken <= size <= sqlite_bulk.CHUNK and size & (size - 1) == 0 for taken, size in split)
+    assert all(size < 2 * taken for taken, size in split)  # less padding than rows
+    assert len(split) == -(-count // sqlite_bulk.CHUNK)
 
 
 async def test_sqlite_storage_per_typical_thing(sqlite_path: str) -> None:

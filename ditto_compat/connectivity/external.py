@@ -21,9 +21,18 @@ class ExternalMessage:
     address: str = ""
     # Inbound only: the index of the connection source it arrived on.
     source_index: int = 0
+    # Inbound only: the address the connection's metrics count it under when that is not ``address``. Ditto
+    # counts an MQTT message under its source's topic filters joined by ";", not under the topic it came on
+    # (one series per device topic would make the metrics grow with the devices).
+    metrics_address: str | None = None
     # Broker-specific extras a client adapter needs back when publishing (e.g. MQTT qos/retain overrides)
     # or acknowledging; never mapped.
     transport: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counted_under(self) -> str:
+        """Inbound: the address of the connection's metrics that count this message."""
+        return self.metrics_address or self.address
 
     def header(self, name: str) -> str | None:
         if name in self.headers:

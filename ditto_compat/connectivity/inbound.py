@@ -188,7 +188,7 @@ class InboundPipeline:
     def _prepare(self, message: ExternalMessage) -> list[_Work]:
         """Map one message into the commands it carries; a failure is logged and yields none."""
         route = self._routes.get(message.source_index)
-        address = message.address
+        address = message.counted_under
         self._count("consumed", True, address)
         if route is None:  # the adapter consumed from a source this connection no longer has
             self._count("dropped", True, address)
@@ -297,7 +297,7 @@ class InboundPipeline:
     async def _settle(self, work: _Work, answer: Envelope | BaseException | None) -> None:
         """Count, log and answer one applied (or refused) message."""
         envelope = work.envelope
-        address = work.message.address
+        address = work.message.counted_under
         if isinstance(answer, StoreUnavailable):
             raise answer
         if isinstance(answer, DittoError):
@@ -363,10 +363,11 @@ class InboundPipeline:
             try:
                 await self._publish_reply(out, reply.target)
             except Exception as error:  # a reply that cannot be sent is logged; the command was applied
-                self._monitor.record("outbound", "published", False, address)
+                # counted under the reply target as configured (Ditto's original address), not as resolved
+                self._monitor.record("outbound", "published", False, reply.target.address)
                 self._log_failure("response", "published", DittoError(str(error)), message, command)
                 continue
-            self._monitor.record("outbound", "published", True, address)
+            self._monitor.record("outbound", "published", True, reply.target.address)
 
     def _log_failure(
         self,

@@ -297,11 +297,13 @@ class OutboundPipeline:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # logged and counted; the next signal is tried
-                self._monitor.record("outbound", "published", False, address)
+                # counted under the target's address as configured, as Ditto does (one series per resolved
+                # address would grow with the Things); the log names the resolved one
+                self._monitor.record("outbound", "published", False, target.address)
                 self._log("failure", "published", f"Publishing failed: {error}", address, envelope)
                 failure = f"Publishing to '{address}' failed: {error}"
                 continue
-            self._monitor.record("outbound", "published", True, address)
+            self._monitor.record("outbound", "published", True, target.address)
         return failure
 
     def _log(self, level: Any, step: str, text: str, address: str, envelope: Envelope | None = None) -> None:

@@ -144,3 +144,30 @@ async def test_device_telemetry_twin_events_and_desired_properties(
         desired = next_message(received, f"devices-{run}/{name}/desired")
         assert desired["path"] == "/features/thermostat/desiredProperties/target"
         assert desired["value"] == 23
+
+        # counted under the addresses as configured, as Ditto counts them: the source's topic filter rather than
+        # each device's topic, a target's address template rather than each Thing's topic
+        async def metrics() -> dict[str, Any]:
+            r = await http.get(f"/api/2/connections/{connection_id}/metrics", auth=DEVOPS)
+            body: dict[str, Any] = r.json()
+            return body
+
+        events, desired_out = (
+            f"twins-{run}/{{{{ thing:id }}}}/events",
+            f"devices-{run}/{{{{ thing:name }}}}/desired",
+        )
+
+        async def both_published() -> bool:
+            targets = (await metrics())["targetMetrics"]["addressMetrics"]
+            return bool(
+                targets.get(events, {}).get("published", {}).get("success", {}).get("PT24H") == 2
+                and targets.get(desired_out, {}).get("published", {}).get("success", {}).get("PT24H") == 1
+            )
+
+        await wait_until(both_published, "the published events to be counted")
+        body = await metrics()
+        assert set(body["targetMetrics"]["addressMetrics"]) == {events, desired_out}
+        assert list(body["sourceMetrics"]["addressMetrics"]) == [f"devices-{run}/+/telemetry"]
+        source = body["sourceMetrics"]["addressMetrics"][f"devices-{run}/+/telemetry"]
+        assert source["consumed"]["success"]["PT24H"] == 2
+        assert source["enforced"]["failure"]["PT24H"] == 1

@@ -109,6 +109,10 @@ class MqttClient:
         self._wakeup_pending = False
         self._lanes: dict[int, _Lane] = {}
         self._topic_sources: dict[str, int] = {}
+        # source index -> its topic filters joined by ";" (ExternalMessage.metrics_address)
+        self._metrics_addresses: dict[int, str] = {
+            source.index: ";".join(source.addresses) for source in connection.sources
+        }
         # Incremented on every accepted CONNACK (paho thread); read by the lanes.
         self._generation = 0
         self._failed_generation = -1
@@ -411,8 +415,14 @@ class MqttClient:
         headers["mqtt.qos"] = str(msg.qos)
         headers["mqtt.retain"] = "true" if msg.retain else "false"
         text, payload = _split_payload(bytes(msg.payload), headers.get("content-type"))
+        source_index = self._source_index(topic)
         message = ExternalMessage(
-            headers=headers, text=text, payload=payload, address=topic, source_index=self._source_index(topic)
+            headers=headers,
+            text=text,
+            payload=payload,
+            address=topic,
+            source_index=source_index,
+            metrics_address=self._metrics_addresses.get(source_index),
         )
         delivery = _Delivery(message, msg.mid, msg.qos, self._generation)
         with self._inbox_lock:

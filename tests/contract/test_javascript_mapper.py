@@ -3,6 +3,7 @@ the doc's scripts run unchanged, both directions, and a failing script fails the
 
 from __future__ import annotations
 
+import base64
 import struct
 import time
 from typing import Any
@@ -303,16 +304,55 @@ def test_scripts_that_cannot_load_make_the_definition_invalid(options: dict[str,
     assert caught.value.error_code == "connectivity:connection.configuration.invalid"
 
 
-def test_library_options_are_accepted() -> None:
-    mapper = js({"incomingScript": BINARY_EXAMPLE, "loadBytebufferJS": "true", "loadLongJS": True})
-    assert mapper.load_bytebuffer_js and mapper.load_long_js
-    payload = struct.pack(">hhB", 2000, 1000, 50)
-    [envelope] = mapper.map_incoming(
-        ExternalMessage(
-            headers={"content-type": "application/octet-stream", "device_id": "d"}, payload=payload
-        )
-    )
-    assert envelope.value["temperature"]["properties"]["value"] == 20.0
+# connectivity-mapping "Working with byte payloads", the ByteBuffer.js lines, in a mapping function; and long.js
+BYTEBUFFER_EXAMPLE = """
+function mapToDittoProtocolMsg(headers, textPayload, bytePayload, contentType) {
+  let byteBuf = Ditto.asByteBuffer(bytePayload);
+  let numberFromBytes = parseInt(byteBuf.toHex(0, 4), 16);
+
+  let base64encoded = byteBuf.toBase64();
+  let buf = dcodeIO.ByteBuffer.fromBase64(base64encoded);
+
+  let value = {
+    number: numberFromBytes,
+    base64: base64encoded,
+    int: buf.readInt(),
+    text: buf.readUTF8String(4),
+    remaining: buf.remaining(),
+    big: buf.readLong().toString(),
+    hasLong: typeof dcodeIO.Long === 'function'
+  };
+  return Ditto.buildDittoProtocolMsg('org.eclipse.ditto', 'd', 'things', 'twin', 'commands', 'modify',
+    '/attributes/decoded', headers, value);
+}
+"""
+
+
+def test_the_bytebuffer_and_long_libraries_load_as_in_ditto() -> None:
+    mapper = js({"incomingScript": BYTEBUFFER_EXAMPLE, "loadBytebufferJS": "true", "loadLongJS": True})
+    payload = struct.pack(">i", -2) + b"abcd" + struct.pack(">q", 2**62 + 5)
+    [envelope] = mapper.map_incoming(ExternalMessage(payload=payload))
+    assert envelope.value == {
+        "number": 0xFFFFFFFE,
+        "base64": base64.b64encode(payload).decode(),
+        "int": -2,
+        "text": "abcd",
+        "remaining": 8,
+        "big": str(2**62 + 5),  # a 64-bit integer, exactly: long.js
+        "hasLong": True,
+    }
+
+
+def test_without_the_library_options_dcode_io_is_undefined() -> None:
+    mapper = js({"incomingScript": BYTEBUFFER_EXAMPLE})
+    with pytest.raises(DittoError) as caught:
+        mapper.map_incoming(ExternalMessage(payload=b"\x00\x01"))
+    assert caught.value.error_code == "connectivity:message.mapping.failed"
+    assert "dcodeIO" in (caught.value.description or "")
+    # bytebuffer.js alone works, without 64-bit integers
+    only_bytebuffer = js({"incomingScript": BYTEBUFFER_EXAMPLE, "loadBytebufferJS": True})
+    with pytest.raises(DittoError):
+        only_bytebuffer.map_incoming(ExternalMessage(payload=struct.pack(">i", 1) + b"abcd" + bytes(8)))
 
 
 async def test_mappers_made_and_run_on_an_event_loop_keep_their_time_limit() -> None:

@@ -18,9 +18,9 @@ Bytes cross as ``ArrayBuffer`` (inbound ``bytePayload``); a script may return an
 Limits: each call runs with a time limit (default 250 ms) and a heap limit (default 64 MiB); a script that throws,
 runs too long or exceeds the heap fails that message with ``connectivity:message.mapping.failed`` and never the
 connection (after a heap overflow the V8 context is rebuilt). Scripts are limited to 50,000 characters, as in
-Ditto. ``loadBytebufferJS`` and ``loadLongJS`` are accepted, but the bytebuffer.js and long.js libraries are not
-bundled: ``dcodeIO`` is undefined, so a script using ``Ditto.asByteBuffer`` fails its messages; DataView and
-typed arrays cover the same ground.
+Ditto. The options ``loadLongJS`` and ``loadBytebufferJS`` load long.js 3.2.0 and bytebuffer.js 5.0.1, the
+versions Ditto loads (``js/``), as ``dcodeIO.Long`` and ``dcodeIO.ByteBuffer``, before the scripts; without
+them ``dcodeIO`` is undefined, as in Ditto.
 
 One V8 context per mapper, created once. Calls are synchronous and short (bounded by the time limit), so they
 are made directly from the event loop; a lock makes them safe from worker threads too.
@@ -29,10 +29,12 @@ are made directly from the event loop; a lock makes them safe from worker thread
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import threading
 import weakref
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -199,6 +201,12 @@ function __dittoOutgoing(json) {
 """
 
 
+@functools.cache
+def _library(file_name: str) -> str:
+    """A bundled JavaScript library (``js/``), read once."""
+    return resources.files(__package__).joinpath("js", file_name).read_text(encoding="utf-8")
+
+
 def _script_option(options: Mapping[str, Any], name: str) -> str:
     script = option_str(options, name) or ""
     if len(script) > MAX_SCRIPT_SIZE:
@@ -225,7 +233,6 @@ class JavaScriptMapper:
         self.max_memory = max_memory
         self.incoming_script = _script_option(options, "incomingScript")
         self.outgoing_script = _script_option(options, "outgoingScript")
-        # accepted for compatibility; the libraries are not bundled (see the module docstring)
         self.load_bytebuffer_js = option_bool(options, "loadBytebufferJS", False)
         self.load_long_js = option_bool(options, "loadLongJS", False)
         self._lock = threading.Lock()
@@ -234,6 +241,9 @@ class JavaScriptMapper:
     def _new_context(self) -> MiniRacer:
         context = _new_isolate(self)
         for name, source in (
+            # long.js first: bytebuffer.js takes dcodeIO.Long when it is there, as Ditto loads them
+            ("long.js", _library("long.min.js") if self.load_long_js else ""),
+            ("bytebuffer.js", _library("bytebuffer.min.js") if self.load_bytebuffer_js else ""),
             ("ditto-scope.js", DITTO_SCOPE_JS),
             ("default mapping", DEFAULT_MAPPING_JS),
             ("bridge", BRIDGE_JS),

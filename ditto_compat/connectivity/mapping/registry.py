@@ -3,8 +3,7 @@
 ``payloadMapping``) and its options, :func:`compile_conditions` / :func:`conditions_hold` for
 ``incomingConditions`` and ``outgoingConditions``.
 
-``CloudEvents`` is not supported and refused as an unknown engine. The JavaScript engine is imported only when a
-definition uses it, so that this module stays free of V8.
+The JavaScript engine is imported only when a definition uses it, so that this module stays free of V8.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ditto_compat.connectivity.mapping.base import MessageMapper
+from ditto_compat.connectivity.mapping.cloud_events import CloudEventsMapper
 from ditto_compat.connectivity.mapping.connection_status import ConnectionStatusMapper
 from ditto_compat.connectivity.mapping.ditto import DittoMapper
 from ditto_compat.connectivity.mapping.errors import MappingConfigurationInvalid
@@ -35,6 +35,7 @@ ENGINES = (
     "RawMessage",
     "ConnectionStatus",
     "UpdateTwinWithLiveResponse",
+    "CloudEvents",
     "JavaScript",
 )
 # Ditto resolves aliases case-insensitively enough that "connectionStatus" works (the doc's own example)
@@ -73,6 +74,8 @@ def create_mapper(engine: str, options: Mapping[str, Any], *, connection_id: str
         return ConnectionStatusMapper(options, connection_id=connection_id)
     if name == "UpdateTwinWithLiveResponse":
         return UpdateTwinWithLiveResponseMapper(options, connection_id=connection_id)
+    if name == "CloudEvents":
+        return CloudEventsMapper()
     from ditto_compat.connectivity.mapping.javascript import JavaScriptMapper
 
     return JavaScriptMapper(options, connection_id=connection_id)

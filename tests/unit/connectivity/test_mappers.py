@@ -53,7 +53,6 @@ def test_every_alias_is_known(engine: str) -> None:
     ("engine", "options"),
     [
         ("Protobuf", {}),
-        ("CloudEvents", {}),
         ("ConnectionStatus", {}),
         ("ConnectionStatus", {"thingId": "not a thing id"}),
         ("ImplicitThingCreation", {}),

@@ -4,11 +4,12 @@
 Each target topic is a subscription like a WebSocket client's, under the target's ``authorizationContext``:
 ``_/_/things/twin/events`` and ``_/_/things/live/events`` (with ``namespaces``, ``filter``, ``extraFields``)
 subscribe to the event hub, ``_/_/things/live/messages`` and ``_/_/things/live/commands`` register with the
-message router. Every signal is mapped by the target's payload mappers, its address and mapped headers are
-resolved from placeholders (an address that cannot be resolved drops the message, as in Ditto), and it is
-published by the client adapter. Each target publishes in order, from its own task, so a slow broker delays
-only its own target; a target that falls behind by more than its queue is resubscribed, and what it missed is
-counted and logged as dropped.
+message router, and ``_/_/connections/announcements`` receives the connection's own ``opened`` and ``closed``
+announcements (:meth:`OutboundPipeline.announce`). Every signal is mapped by the target's payload mappers, its
+address and mapped headers are resolved from placeholders (an address that cannot be resolved drops the message,
+as in Ditto), and it is published by the client adapter. Each target publishes in order, from its own task, so a
+slow broker delays only its own target; a target that falls behind by more than its queue is resubscribed, and
+what it missed is counted and logged as dropped.
 
 Acknowledgements (``basic-acknowledgements``, "issued by connection targets"). A target with an
 ``issuedAcknowledgementLabel`` declares that label while the connection is open; an event that requests it is
@@ -33,7 +34,7 @@ from ditto_compat.connectivity.model import Connection, Target, TargetTopic
 from ditto_compat.connectivity.monitor import ConnectionMonitor
 from ditto_compat.connectivity.placeholders import PlaceholderSource, Template, compile_template
 from ditto_compat.errors import DittoError
-from ditto_compat.protocol.envelope import Envelope, parse_envelope
+from ditto_compat.protocol.envelope import Envelope, parse_envelope, parse_topic
 from ditto_compat.service.acks import Ack, AckRouter, requested_labels
 from ditto_compat.service.hub import EventHub, Subscription, subscription_for
 from ditto_compat.service.messages import MessageRouter, ThingMessage
@@ -150,7 +151,28 @@ class OutboundPipeline:
                     self._tasks.append(asyncio.create_task(self._pump_events(route, topic)))
                 elif topic.kind in ("live/messages", "live/commands"):
                     self._tasks.append(asyncio.create_task(self._pump_signals(route, topic)))
-                # policy and connection announcements are never emitted by this server
+                # connection announcements: announce(); policy announcements go to /ws/2 sessions only
+
+    async def announce(self, name: str, value: dict[str, Any]) -> None:
+        """A connection announcement (``protocol-specification-connections``: ``opened`` with ``openedAt``,
+        ``closed`` with ``closedAt``) to the targets subscribed to ``_/_/connections/announcements``, mapped and
+        published like any signal; a failure is counted and logged like any other."""
+        routes = [
+            r for r in self._routes if any(t.kind == "connections/announcements" for t in r.target.topics)
+        ]
+        if not routes:
+            return
+        try:
+            topic = parse_topic(f"_/{self._connection.id}/connections/announcements/{name}")
+        except DittoError as error:  # an id that cannot be the name of a topic
+            for route in routes:
+                self._log(
+                    "failure", "dispatched", f"{error.error_code}: {error.message}", route.target.address
+                )
+            return
+        envelope = Envelope(topic, {"content-type": "application/json"}, "/", value)
+        for route in routes:
+            await self._publish_mapped(route, envelope)
 
     def _declare_labels(self) -> None:
         if self._acks is None:

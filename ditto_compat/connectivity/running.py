@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ditto_compat.connectivity.clients.base import ClientAdapter, ClientStatus
 from ditto_compat.connectivity.external import ExternalMessage
@@ -24,6 +25,8 @@ from ditto_compat.service.signals import SignalHandler
 
 Clock = Callable[[], str]
 DEFAULT_MAPPING = "Ditto"
+# how long opening or closing waits for the connection announcement to be published
+ANNOUNCE_TIMEOUT_S: Final = 5.0
 
 
 def mappers_of(connection: Connection, payload_mapping: Sequence[str]) -> list[MessageMapper]:
@@ -124,9 +127,12 @@ class RunningConnection:
         outbound.start()
         self._outbound = outbound
         self.monitor.log("connection", "opened", "success", "Connection opened.", timestamp=self._clock())
+        await self._announce(outbound, "opened", "openedAt")
 
     async def close(self) -> None:
         if self._outbound is not None:
+            # while the client is still connected: the last thing its targets get
+            await self._announce(self._outbound, "closed", "closedAt")
             await self._outbound.stop()
             self._outbound = None
         await self._client.close()
@@ -136,6 +142,21 @@ class RunningConnection:
             if callable(close):
                 close()
         self._mappers = []
+
+    async def _announce(self, outbound: OutboundPipeline, name: str, field: str) -> None:
+        """A connection announcement, waited for at most ANNOUNCE_TIMEOUT_S: a broker that does not answer must
+        not hold up opening or closing the connection."""
+        try:
+            async with asyncio.timeout(ANNOUNCE_TIMEOUT_S):
+                await outbound.announce(name, {field: self._clock()})
+        except TimeoutError:
+            self.monitor.log(
+                "connection",
+                "dispatched",
+                "failure",
+                f"The connection announcement '{name}' was not published within {ANNOUNCE_TIMEOUT_S:g} s.",
+                timestamp=self._clock(),
+            )
 
     async def test(self) -> None:
         self._pipelines()

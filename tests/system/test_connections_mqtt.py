@@ -171,3 +171,49 @@ async def test_device_telemetry_twin_events_and_desired_properties(
         source = body["sourceMetrics"]["addressMetrics"][f"devices-{run}/+/telemetry"]
         assert source["consumed"]["success"]["PT24H"] == 2
         assert source["enforced"]["failure"]["PT24H"] == 1
+
+
+async def test_connection_announcements_when_opened_and_closed(
+    server_factory: ServerFactory, mosquitto: Mosquitto, watcher: tuple[mqtt.Client, Received]
+) -> None:
+    """A target subscribed to ``_/_/connections/announcements`` gets the connection's own ``opened`` and, when it
+    is closed, ``closed`` (``protocol-specification-connections``)."""
+    server = server_factory()
+    client, received = watcher
+    run = uuid.uuid4().hex[:6]
+    definition = {
+        "connectionType": "mqtt-5",
+        "connectionStatus": "open",
+        "uri": mosquitto.uri,
+        "sources": [],
+        "targets": [
+            {
+                "address": f"announcements-{run}/{{{{ connection:id }}}}",
+                "topics": ["_/_/connections/announcements"],
+                "authorizationContext": ["integration:announcements"],
+                "qos": 1,
+            }
+        ],
+    }
+    client.subscribe([(f"announcements-{run}/#", 1)])
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        connection_id = await create_connection(http, definition)
+        opened = next_message(received, f"announcements-{run}/{connection_id}")
+        assert opened["topic"] == f"_/{connection_id}/connections/announcements/opened"
+        assert opened["path"] == "/"
+        assert opened["headers"]["content-type"] == "application/json"
+        assert set(opened["value"]) == {"openedAt"} and opened["value"]["openedAt"].endswith("Z")
+
+        r = await http.post(
+            f"/api/2/connections/{connection_id}/command",
+            content="connectivity.commands:closeConnection",
+            headers={"Content-Type": "text/plain"},
+            auth=DEVOPS,
+        )
+        assert r.status_code == 200
+        closed = next_message(received, f"announcements-{run}/{connection_id}")
+        assert closed["topic"] == f"_/{connection_id}/connections/announcements/closed"
+        assert (
+            set(closed["value"]) == {"closedAt"}
+            and closed["value"]["closedAt"] >= opened["value"]["openedAt"]
+        )

@@ -89,7 +89,15 @@ def build_context(
         # imported on first use: the broker clients load only once a connection is opened
         from ditto_compat.connectivity.runtime_factory import create_runtime as create
 
-        return create(connection, monitor, signals=signals, hub=hub, messages=messages, acks=acks)
+        return create(
+            connection,
+            monitor,
+            signals=signals,
+            hub=hub,
+            messages=messages,
+            acks=acks,
+            announcer=announcements,
+        )
 
     return AppContext(
         settings,

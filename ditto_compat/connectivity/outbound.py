@@ -4,12 +4,13 @@
 Each target topic is a subscription like a WebSocket client's, under the target's ``authorizationContext``:
 ``_/_/things/twin/events`` and ``_/_/things/live/events`` (with ``namespaces``, ``filter``, ``extraFields``)
 subscribe to the event hub, ``_/_/things/live/messages`` and ``_/_/things/live/commands`` register with the
-message router, and ``_/_/connections/announcements`` receives the connection's own ``opened`` and ``closed``
-announcements (:meth:`OutboundPipeline.announce`). Every signal is mapped by the target's payload mappers, its
-address and mapped headers are resolved from placeholders (an address that cannot be resolved drops the message,
-as in Ditto), and it is published by the client adapter. Each target publishes in order, from its own task, so a
-slow broker delays only its own target; a target that falls behind by more than its queue is resubscribed, and
-what it missed is counted and logged as dropped.
+message router, ``_/_/policies/announcements`` receives the subject deletion announcements for the target's
+subjects (as a ``/ws/2`` session does), and ``_/_/connections/announcements`` the connection's own ``opened``
+and ``closed`` announcements (:meth:`OutboundPipeline.announce`). Every signal is mapped by the target's payload
+mappers, its address and mapped headers are resolved from placeholders (an address that cannot be resolved drops
+the message, as in Ditto), and it is published by the client adapter. Each target publishes in order, from its
+own task, so a slow broker delays only its own target; a target that falls behind by more than its queue is
+resubscribed, and what it missed is counted and logged as dropped.
 
 Acknowledgements (``basic-acknowledgements``, "issued by connection targets"). A target with an
 ``issuedAcknowledgementLabel`` declares that label while the connection is open; an event that requests it is
@@ -38,6 +39,7 @@ from ditto_compat.protocol.envelope import Envelope, parse_envelope, parse_topic
 from ditto_compat.service.acks import Ack, AckRouter, requested_labels
 from ditto_compat.service.hub import EventHub, Subscription, subscription_for
 from ditto_compat.service.messages import MessageRouter, ThingMessage
+from ditto_compat.service.policy_announcements import PolicyAnnouncer
 from ditto_compat.service.signal_envelopes import event_envelope, message_envelope
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class OutboundPipeline:
         clock: Clock,
         *,
         acks: AckRouter | None = None,
+        announcer: PolicyAnnouncer | None = None,
     ) -> None:
         self._connection = connection
         self._routes = tuple(routes)
@@ -142,6 +145,8 @@ class OutboundPipeline:
         self._receivers: list[_Signals] = []
         self._acks = acks
         self._issuers: dict[int, _Issuer] = {}  # by target index
+        self._announcer = announcer
+        self._announcement_keys: list[object] = []
 
     def start(self) -> None:
         self._declare_labels()
@@ -151,7 +156,9 @@ class OutboundPipeline:
                     self._tasks.append(asyncio.create_task(self._pump_events(route, topic)))
                 elif topic.kind in ("live/messages", "live/commands"):
                     self._tasks.append(asyncio.create_task(self._pump_signals(route, topic)))
-                # connection announcements: announce(); policy announcements go to /ws/2 sessions only
+                elif topic.kind == "policies/announcements" and self._announcer is not None:
+                    self._tasks.append(asyncio.create_task(self._pump_policy_announcements(route, topic)))
+                # connection announcements: announce()
 
     async def announce(self, name: str, value: dict[str, Any]) -> None:
         """A connection announcement (``protocol-specification-connections``: ``opened`` with ``openedAt``,
@@ -194,6 +201,10 @@ class OutboundPipeline:
             self._issuers[route.target.index] = issuer
 
     async def stop(self) -> None:
+        if self._announcer is not None:
+            for key in self._announcement_keys:
+                self._announcer.remove(key)
+        self._announcement_keys.clear()
         if self._acks is not None:
             for issuer in self._issuers.values():
                 self._acks.release(issuer)
@@ -267,6 +278,21 @@ class OutboundPipeline:
         while True:
             envelope = await receiver.queue.get()
             await self._send(route, envelope)
+
+    # ------------------------------------------------------------------------------------------ announcements
+    async def _pump_policy_announcements(self, route: TargetRoute, topic: TargetTopic) -> None:
+        """Subject deletion announcements (service/policy_announcements.py) for the target's own subjects, of
+        policies in the topic's ``namespaces``, as a ``/ws/2`` session gets them."""
+        assert self._announcer is not None
+        queue: asyncio.Queue[str] = asyncio.Queue(
+            TARGET_QUEUE_SIZE
+        )  # a full one: the announcer counts a drop
+        key = object()
+        self._announcement_keys.append(key)
+        self._announcer.add(key, route.target.authorization_context, topic.namespaces, queue.put_nowait)
+        while True:
+            frame = await queue.get()
+            await self._send(route, parse_envelope(frame))
 
     # ------------------------------------------------------------------------------------------ sending
     async def _send(self, route: TargetRoute, envelope: Envelope) -> None:

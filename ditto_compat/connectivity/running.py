@@ -21,6 +21,7 @@ from ditto_compat.protocol.envelope import Envelope
 from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
+from ditto_compat.service.policy_announcements import PolicyAnnouncer
 from ditto_compat.service.signals import SignalHandler
 
 Clock = Callable[[], str]
@@ -84,6 +85,7 @@ class RunningConnection:
         messages: MessageRouter,
         clock: Clock,
         acks: AckRouter | None = None,
+        announcer: PolicyAnnouncer | None = None,
     ) -> None:
         self.connection = connection
         self.monitor = monitor
@@ -92,6 +94,7 @@ class RunningConnection:
         self._hub = hub
         self._messages = messages
         self._acks = acks
+        self._announcer = announcer
         self._clock = clock
         self._outbound: OutboundPipeline | None = None
         self._mappers: list[MessageMapper] = []
@@ -117,6 +120,7 @@ class RunningConnection:
             self._client.publish,
             self._clock,
             acks=self._acks,
+            announcer=self._announcer,
         )
         return inbound, outbound
 

@@ -14,6 +14,7 @@ from ditto_compat.service.acks import AckRouter
 from ditto_compat.service.dispatcher import utc_now
 from ditto_compat.service.hub import EventHub
 from ditto_compat.service.messages import MessageRouter
+from ditto_compat.service.policy_announcements import PolicyAnnouncer
 from ditto_compat.service.signals import SignalHandler
 
 
@@ -25,6 +26,7 @@ def create_runtime(
     hub: EventHub,
     messages: MessageRouter,
     acks: AckRouter | None = None,
+    announcer: PolicyAnnouncer | None = None,
 ) -> ConnectionRuntime:
     """A runtime for ``connection``, unopened; raises a DittoError for a type without a client."""
 
@@ -50,4 +52,5 @@ def create_runtime(
         messages=messages,
         clock=utc_now,
         acks=acks,
+        announcer=announcer,
     )

@@ -165,10 +165,10 @@ async def test_device_telemetry_twin_events_and_desired_properties(
             )
 
         await wait_until(both_published, "the published events to be counted")
-        body = await metrics()
-        assert set(body["targetMetrics"]["addressMetrics"]) == {events, desired_out}
-        assert list(body["sourceMetrics"]["addressMetrics"]) == [f"devices-{run}/+/telemetry"]
-        source = body["sourceMetrics"]["addressMetrics"][f"devices-{run}/+/telemetry"]
+        counted = await metrics()
+        assert set(counted["targetMetrics"]["addressMetrics"]) == {events, desired_out}
+        assert list(counted["sourceMetrics"]["addressMetrics"]) == [f"devices-{run}/+/telemetry"]
+        source = counted["sourceMetrics"]["addressMetrics"][f"devices-{run}/+/telemetry"]
         assert source["consumed"]["success"]["PT24H"] == 2
         assert source["enforced"]["failure"]["PT24H"] == 1
 
@@ -217,3 +217,56 @@ async def test_connection_announcements_when_opened_and_closed(
             set(closed["value"]) == {"closedAt"}
             and closed["value"]["closedAt"] >= opened["value"]["openedAt"]
         )
+
+
+async def test_policy_announcements_for_the_target_subjects(
+    server_factory: ServerFactory, tmp_path: Path, mosquitto: Mosquitto, watcher: tuple[mqtt.Client, Received]
+) -> None:
+    """A target subscribed to ``_/_/policies/announcements`` gets the subject deletion announcements of its own
+    subjects, as a WebSocket session authenticated with them does (``basic-policy`` "Subject deletion
+    announcements")."""
+    users = tmp_path / "users.htpasswd"
+    users.write_text("alice:{PLAIN}alice-pw\n")
+    server = server_factory(args=["--htpasswd", str(users)])
+    client, received = watcher
+    run = uuid.uuid4().hex[:6]
+    policy_id = f"org.announce:policy-{run}"
+    announced = {"type": "t", "announcement": {"whenDeleted": True}}
+    body = {
+        "entries": {
+            "owner": {
+                "subjects": {"nginx:alice": {"type": "basic"}},
+                "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}},
+            },
+            "ops": {
+                "subjects": {"integration:ops": announced, "integration:other": announced},
+                "resources": {"thing:/": {"grant": ["READ"], "revoke": []}},
+            },
+        }
+    }
+    definition = {
+        "connectionType": "mqtt",
+        "connectionStatus": "open",
+        "uri": mosquitto.uri,
+        "sources": [],
+        "targets": [
+            {
+                "address": f"policy-announcements-{run}",
+                "topics": ["_/_/policies/announcements?namespaces=org.announce"],
+                "authorizationContext": ["integration:ops"],
+                "qos": 1,
+            }
+        ],
+    }
+    client.subscribe([(f"policy-announcements-{run}", 1)])
+    async with httpx.AsyncClient(base_url=server.base_url, headers=ALICE, timeout=30) as http:
+        assert (await http.put(f"/api/2/policies/{policy_id}", json=body)).status_code == 201
+        await create_connection(http, definition)
+        subjects = f"/api/2/policies/{policy_id}/entries/ops/subjects"
+        # another subject first: not the target's, so not published to it
+        assert (await http.delete(f"{subjects}/integration:other")).status_code == 204
+        assert (await http.delete(f"{subjects}/integration:ops")).status_code == 204
+        frame = next_message(received, f"policy-announcements-{run}")
+    assert frame["topic"] == f"org.announce/policy-{run}/policies/announcements/subjectDeletion"
+    assert frame["value"]["subjectIds"] == ["integration:ops"]
+    assert frame["value"]["deleteAt"].endswith("Z")

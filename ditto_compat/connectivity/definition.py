@@ -429,6 +429,7 @@ def connection_from_json(doc: Any, connection_id: str) -> Connection:
         raise invalid("sources", "must be an array")
     if not isinstance(targets, list):
         raise invalid("targets", "must be an array")
+    _check_certificates(body)
     return Connection(
         id=connection_id,
         connection_type=connection_type,
@@ -446,6 +447,34 @@ def connection_from_json(doc: Any, connection_id: str) -> Connection:
         tags=_strings(body.get("tags"), "tags"),
         extra=_extra(body, _CONNECTION_KEYS),
     )
+
+
+_CERTIFICATE_PEM: Final = "-----BEGIN CERTIFICATE-----"
+_PKCS8_PEM: Final = "-----BEGIN PRIVATE KEY-----"
+
+
+def _check_certificates(body: Mapping[str, Any]) -> None:
+    """``ca`` and ``client-cert`` credentials as ``connectivity-tls-certificates`` wants them (PEM; the key in
+    PKCS8, as Ditto refuses PKCS1 keys); whether they can be used together shows when the connection opens."""
+    ca = body.get("ca")
+    if ca is not None and (not isinstance(ca, str) or _CERTIFICATE_PEM not in ca):
+        raise invalid("ca", "must be PEM certificates ('-----BEGIN CERTIFICATE-----')")
+    credentials = body.get("credentials")
+    if credentials is None:
+        return
+    if not isinstance(credentials, Mapping):
+        raise invalid("credentials", "must be a JSON object")
+    if credentials.get("type") != "client-cert":
+        return  # kept as sent; not used by this server (README: HMAC, OAuth2)
+    cert, key = credentials.get("cert"), credentials.get("key")
+    if not isinstance(cert, str) or _CERTIFICATE_PEM not in cert:
+        raise invalid("credentials.cert", "must be a PEM certificate ('-----BEGIN CERTIFICATE-----')")
+    if not isinstance(key, str) or not key.lstrip().startswith(_PKCS8_PEM):
+        raise invalid(
+            "credentials.key",
+            "must be a PEM private key in PKCS8 ('-----BEGIN PRIVATE KEY-----'); convert a PKCS1 key with "
+            "'openssl pkcs8 -topk8 -nocrypt'",
+        )
 
 
 def _put_if(out: dict[str, Any], key: str, value: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ import pytest
 import uvicorn
 
 from tests import services
+from tests.brokers.tls import Certificates, make_certificates
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,11 @@ class RecordingEndpoint:
     port: int
     requests: list[RecordedRequest] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    scheme: str = "http"
 
     @property
     def uri(self) -> str:
-        return f"http://{services.LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{services.LOOPBACK}:{self.port}"
 
     def matching(self, prefix: str) -> list[RecordedRequest]:
         return [request for request in self.requests if request.path.startswith(prefix)]
@@ -89,6 +93,38 @@ async def http_endpoint() -> AsyncIterator[RecordingEndpoint]:
     config = uvicorn.Config(
         endpoint, host=services.LOOPBACK, port=endpoint.port, log_level="warning", lifespan="off"
     )
+    async for running in _serve(config, endpoint):
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def https_endpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[RecordingEndpoint, Certificates]]:
+    """The recording endpoint on HTTPS, with the server certificate of tests/brokers/tls.py, requiring a client
+    certificate signed by its CA."""
+    try:
+        certificates = make_certificates(tmp_path_factory.mktemp("https"))
+    except (services.ServiceUnavailable, subprocess.CalledProcessError) as exc:
+        services.service_missing(str(exc))
+        raise  # unreachable: service_missing skips or fails
+    endpoint = RecordingEndpoint(services.free_port(), scheme="https")
+    config = uvicorn.Config(
+        endpoint,
+        host=services.LOOPBACK,
+        port=endpoint.port,
+        log_level="warning",
+        lifespan="off",
+        ssl_certfile=str(certificates.path("server.crt")),
+        ssl_keyfile=str(certificates.path("server.key")),
+        ssl_ca_certs=str(certificates.path("ca.crt")),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
+    async for running in _serve(config, endpoint):
+        yield running, certificates
+
+
+async def _serve(config: uvicorn.Config, endpoint: RecordingEndpoint) -> AsyncIterator[RecordingEndpoint]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + services.STARTUP_TIMEOUT_S

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
+from tests.brokers.tls import Certificates, make_certificates
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -60,8 +61,10 @@ class Mosquitto:
         self.start()
 
 
-def start_mosquitto(*, password: bool = False) -> Mosquitto:
-    """A fresh broker on a free port (anonymous, or ``ditto``/``secret`` only); raises ServiceUnavailable."""
+def start_mosquitto(*, password: bool = False, tls: Certificates | None = None) -> Mosquitto:
+    """A fresh broker on a free port (anonymous, or ``ditto``/``secret`` only); with ``tls``, TLS only, with the
+    server certificate of ``tls`` and a client certificate signed by its CA required. Raises
+    ServiceUnavailable."""
     if not Path(MOSQUITTO).is_file():
         raise services.ServiceUnavailable(f"{MOSQUITTO} not installed (apt-get install mosquitto)")
     directory = Path(tempfile.mkdtemp(prefix="mosquitto-"))
@@ -90,6 +93,13 @@ def start_mosquitto(*, password: bool = False) -> Mosquitto:
         lines += ["allow_anonymous false", f"password_file {password_file}"]
     else:
         lines.append("allow_anonymous true")
+    if tls is not None:
+        lines += [
+            f"cafile {tls.path('ca.crt')}",
+            f"certfile {tls.path('server.crt')}",
+            f"keyfile {tls.path('server.key')}",
+            "require_certificate true",
+        ]
     config_path = directory / "mosquitto.conf"
     config_path.write_text("\n".join(lines) + "\n")
     broker = Mosquitto(config_path, port)
@@ -124,6 +134,25 @@ def mosquitto() -> Iterator[Mosquitto]:
 def mosquitto_with_password() -> Iterator[Mosquitto]:
     """A Mosquitto that accepts only ``ditto`` / ``secret``."""
     yield from _session_broker(password=True)
+
+
+@pytest.fixture(scope="session")
+def mosquitto_with_tls() -> Iterator[tuple[Mosquitto, Certificates]]:
+    """A Mosquitto on TLS that requires a client certificate, and the certificates (tests/brokers/tls.py)."""
+    # not under pytest's tmp_path: its directories are private to root, and the broker runs as its own user
+    directory = Path(tempfile.mkdtemp(prefix="mosquitto-tls-"))
+    try:
+        certificates = make_certificates(directory)
+        broker = start_mosquitto(tls=certificates)
+    except (services.ServiceUnavailable, subprocess.CalledProcessError) as exc:
+        services.service_missing(str(exc))
+        raise  # unreachable: service_missing skips or fails
+    try:
+        yield broker, certificates
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.config_path.parent, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,7 @@ from aio_pika.exceptions import (
 from ditto_compat.connectivity.clients.base import ClientStatus, ConnectionFailed, InboundHandler
 from ditto_compat.connectivity.clients.errors import PublishFailed
 from ditto_compat.connectivity.clients.status_tracker import StatusTracker
+from ditto_compat.connectivity.clients.tls import TlsSettingsInvalid, tls_context
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection, Target
 
@@ -84,6 +86,7 @@ class AmqpClient:
         try:
             amqp = await aio_pika.connect_robust(
                 url,
+                ssl_context=self._ssl_context(url),
                 timeout=CONNECT_TIMEOUT_S,
                 reconnect_interval=RECONNECT_INTERVAL_S,
                 client_properties={"connection_name": f"ditto-compat {self.connection.id}"},
@@ -109,10 +112,20 @@ class AmqpClient:
             raise failure from exc
         self._status.set("open")
 
+    def _ssl_context(self, url: str) -> ssl.SSLContext | None:
+        """amqps: the connection's ``ca`` and ``validateCertificates`` (clients/tls.py)."""
+        if not url.lower().startswith("amqps:"):
+            return None
+        try:
+            return tls_context(self.connection)
+        except TlsSettingsInvalid as error:
+            self._status.set("failed", str(error))
+            raise ConnectionFailed(str(error)) from None
+
     async def test(self) -> None:
         url = self._checked_uri()
         try:
-            amqp = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT_S)
+            amqp = await aio_pika.connect(url, ssl_context=self._ssl_context(url), timeout=CONNECT_TIMEOUT_S)
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             raise _connection_failure(url, exc) from exc
         try:

@@ -16,6 +16,7 @@ Ditto refuses it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
@@ -24,6 +25,7 @@ from ditto_compat.connectivity.clients.base import ClientStatus, ConnectionFaile
 from ditto_compat.connectivity.clients.errors import HttpPushFailed, PublishFailed
 from ditto_compat.connectivity.clients.specific_config import integer
 from ditto_compat.connectivity.clients.status_tracker import StatusTracker
+from ditto_compat.connectivity.clients.tls import TlsSettingsInvalid, tls_context
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection, Target
 
@@ -112,9 +114,15 @@ class HttpPushClient:
     def _new_http(self, *, max_connections: int) -> httpx.AsyncClient:
         parts = urlsplit(self.connection.uri)
         auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        verify: ssl.SSLContext | bool = False
+        if parts.scheme.lower() == "https":
+            try:
+                verify = tls_context(self.connection)
+            except TlsSettingsInvalid as error:
+                raise ConnectionFailed(str(error)) from None
         return httpx.AsyncClient(
             auth=auth,
-            verify=self.connection.validate_certificates,
+            verify=verify,
             timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
             limits=httpx.Limits(max_connections=max_connections),
             follow_redirects=False,

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from ditto_compat.connectivity.clients.base import (
     InboundHandler,
 )
 from ditto_compat.connectivity.clients.errors import PublishFailed
+from ditto_compat.connectivity.clients.tls import TlsSettingsInvalid, tls_context
 from ditto_compat.connectivity.errors import ConnectionConfigurationInvalid
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection, Source, Target
@@ -139,14 +139,10 @@ def _security(connection: Connection) -> dict[str, Any]:
         )
     security: dict[str, Any] = {}
     if scheme == "ssl":
-        context = ssl.create_default_context()
-        if not connection.validate_certificates:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        ca = connection.extra.get("ca")
-        if isinstance(ca, str) and ca.strip():
-            context.load_verify_locations(cadata=ca)
-        security["ssl_context"] = context
+        try:
+            security["ssl_context"] = tls_context(connection)
+        except TlsSettingsInvalid as error:
+            raise KafkaConfigurationInvalid(str(error)) from None
     mechanism_name = connection.specific_config.get("saslMechanism")
     if mechanism_name is not None and mechanism_name.strip().lower() not in _SASL_MECHANISMS:
         raise KafkaConfigurationInvalid(

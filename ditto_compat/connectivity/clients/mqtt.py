@@ -243,8 +243,8 @@ class MqttClient:
         )
         if settings.username is not None:
             client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            client.tls_set_context(settings.tls_context())
+        if settings.tls_context is not None:
+            client.tls_set_context(settings.tls_context)
         if settings.last_will is not None:
             will = settings.last_will
             client.will_set(will.topic, will.message, will.qos, will.retain)
@@ -390,6 +390,14 @@ class MqttClient:
         _props: Properties | None,
     ) -> None:
         if self._closing:
+            return
+        connack = self._connack
+        if connack is not None and not connack.done():
+            # closed before CONNACK, e.g. a TLS broker that wants a client certificate: say so now rather than
+            # after the CONNACK timeout
+            refusal = f"the MQTT broker closed the connection before accepting it ({reason_code})"
+            self._status.set("failed", refusal)
+            self._settle_threadsafe(connack, refusal)
             return
         if self._restarting:
             self._status.set(

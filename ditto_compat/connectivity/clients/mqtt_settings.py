@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from ditto_compat.connectivity.clients.base import ConnectionFailed
 from ditto_compat.connectivity.clients.specific_config import duration_s, flag, integer
+from ditto_compat.connectivity.clients.tls import TlsSettingsInvalid, tls_context
 from ditto_compat.connectivity.model import Connection
 
 DEFAULT_PORTS = {"tcp": 1883, "ssl": 8883}
@@ -43,19 +44,12 @@ class MqttSettings:
     last_will: LastWill | None
     redelivery_delay_s: float
     subscriptions: tuple[Subscription, ...]
-    validate_certificates: bool
-    ca: str | None
+    # ssl:// only: validateCertificates, ca and a client certificate (clients/tls.py)
+    tls_context: ssl.SSLContext | None
 
     @property
     def address(self) -> str:
         return f"{'ssl' if self.tls else 'tcp'}://{self.host}:{self.port}"
-
-    def tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cadata=self.ca) if self.ca else ssl.create_default_context()
-        if not self.validate_certificates:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
 
 def parse_mqtt_settings(connection: Connection) -> MqttSettings:
@@ -87,7 +81,10 @@ def parse_mqtt_settings(connection: Connection) -> MqttSettings:
         for source in connection.sources
         for address in source.addresses
     )
-    ca = connection.extra.get("ca")
+    try:
+        context = tls_context(connection) if scheme == "ssl" else None
+    except TlsSettingsInvalid as error:
+        raise ConnectionFailed(str(error)) from None
     return MqttSettings(
         host=parts.hostname,
         port=port,
@@ -101,8 +98,7 @@ def parse_mqtt_settings(connection: Connection) -> MqttSettings:
         # Ditto's minimum for ``reconnectForRedeliveryDelay`` is one second.
         redelivery_delay_s=max(1.0, duration_s(config, "reconnectForRedeliveryDelay", 2.0)),
         subscriptions=subscriptions,
-        validate_certificates=connection.validate_certificates,
-        ca=ca if isinstance(ca, str) and ca else None,
+        tls_context=context,
     )
 
 

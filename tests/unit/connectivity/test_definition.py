@@ -68,7 +68,11 @@ FULL: dict[str, Any] = {
         }
     },
     "tags": ["sandbox"],
-    "credentials": {"type": "client-cert", "cert": "-----BEGIN CERTIFICATE-----"},
+    "credentials": {
+        "type": "client-cert",
+        "cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        "key": "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----",
+    },
     "sshTunnel": {"enabled": False, "uri": "ssh://localhost:22", "credentials": {"type": "password"}},
 }
 
@@ -212,6 +216,24 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "mappingDefinitions.m.mappingEngine",
     ),
     ("id differs", minimal(id="other"), "'id' 'other' differs"),
+    ("ca not pem", minimal(ca="not a certificate"), "'ca' must be PEM certificates"),
+    ("credentials not an object", minimal(credentials="x"), "'credentials' must be a JSON object"),
+    (
+        "client-cert without cert",
+        minimal(credentials={"type": "client-cert", "key": "-----BEGIN PRIVATE KEY-----"}),
+        "'credentials.cert'",
+    ),
+    (
+        "client-cert with a PKCS1 key",
+        minimal(
+            credentials={
+                "type": "client-cert",
+                "cert": "-----BEGIN CERTIFICATE-----",
+                "key": "-----BEGIN RSA PRIVATE KEY-----",
+            }
+        ),
+        "'credentials.key' must be a PEM private key in PKCS8",
+    ),
 ]
 
 

@@ -1,0 +1,167 @@
+"""Connections over TLS (``connectivity-tls-certificates``) against a real Mosquitto that only speaks TLS and
+requires a client certificate: the connection's ``ca``, ``validateCertificates`` and ``client-cert``
+credentials decide whether it opens, and an open one carries device telemetry into its twin."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from tests.brokers.http import RecordingEndpoint
+from tests.brokers.mqtt import Mosquitto
+from tests.brokers.tls import Certificates
+from tests.system.conftest import ServerFactory
+from tests.system.realtime import ALICE
+from tests.system.test_connections_kafka import DEADLINE_S, DEVOPS, create_connection, wait_until
+from tests.system.test_connections_mqtt import modify
+
+
+def definition(broker: Mosquitto, run: str, **tls: Any) -> dict[str, Any]:
+    return {
+        "connectionType": "mqtt",
+        "connectionStatus": "open",
+        "uri": f"ssl://127.0.0.1:{broker.port}",
+        "sources": [
+            {
+                "addresses": [f"tls-{run}/+/telemetry"],
+                "authorizationContext": ["nginx:alice"],
+                "qos": 1,
+            }
+        ],
+        **tls,
+    }
+
+
+async def live_status(http: httpx.AsyncClient, connection_id: str) -> dict[str, Any]:
+    r = await http.get(f"/api/2/connections/{connection_id}/status", auth=DEVOPS)
+    status: dict[str, Any] = r.json()
+    return status
+
+
+async def failed(http: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    """Creates the connection, waits for it to fail, and returns the reason."""
+    r = await http.post("/api/2/connections", json=body, auth=DEVOPS)
+    assert r.status_code == 201, r.text
+    connection_id = r.json()["id"]
+
+    async def has_failed() -> Any:
+        status = await live_status(http, connection_id)
+        return status["clientStatus"][0]["statusDetails"] if status["liveStatus"] == "failed" else None
+
+    reason: str = await wait_until(has_failed, "the connection to fail")
+    assert (await http.delete(f"/api/2/connections/{connection_id}", auth=DEVOPS)).status_code == 204
+    return reason
+
+
+def device(broker: Mosquitto, certificates: Certificates) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"device-{uuid.uuid4().hex[:6]}")
+    client.tls_set(
+        ca_certs=str(certificates.path("ca.crt")),
+        certfile=str(certificates.path("client.crt")),
+        keyfile=str(certificates.path("client.key")),
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+async def test_client_certificate_ca_and_validation(
+    server_factory: ServerFactory, tmp_path: Path, mosquitto_with_tls: tuple[Mosquitto, Certificates]
+) -> None:
+    broker, certificates = mosquitto_with_tls
+    users = tmp_path / "users.htpasswd"
+    users.write_text("alice:{PLAIN}alice-pw\n")
+    server = server_factory(args=["--htpasswd", str(users)])
+    run = uuid.uuid4().hex[:6]
+    thing_id = f"org.example:tls-{run}"
+    credentials = certificates.client_credentials()
+    async with httpx.AsyncClient(base_url=server.base_url, headers=ALICE, timeout=30) as http:
+        body = {"features": {"thermostat": {"properties": {"temperature": 19.0}}}}
+        assert (await http.put(f"/api/2/things/{thing_id}", json=body)).is_success
+
+        # the broker wants a client certificate
+        reason = await failed(http, definition(broker, run, ca=certificates.ca))
+        assert "closed the connection before accepting it" in reason
+        # the broker's certificate is not signed by the CA the connection trusts
+        reason = await failed(
+            http, definition(broker, run, ca=certificates.other_ca, credentials=credentials)
+        )
+        assert "certificate verify failed" in reason
+        # a PKCS1/SEC1 key is refused when the connection is defined, as Ditto does
+        traditional = certificates.client_credentials("client-sec1.key")
+        r = await http.post(
+            "/api/2/connections",
+            json=definition(broker, run, ca=certificates.ca, credentials=traditional),
+            auth=DEVOPS,
+        )
+        assert r.status_code == 400 and r.json()["error"] == "connectivity:connection.configuration.invalid"
+        assert "PKCS8" in r.json()["message"]
+
+        # not validating: any server certificate will do (the client certificate is still needed)
+        unchecked = definition(
+            broker, run, validateCertificates=False, ca=certificates.other_ca, credentials=credentials
+        )
+        unchecked_id = await create_connection(http, unchecked)
+        assert (await http.delete(f"/api/2/connections/{unchecked_id}", auth=DEVOPS)).status_code == 204
+
+        # the CA and the client certificate: telemetry reaches the twin over mutual TLS
+        await create_connection(http, definition(broker, run, ca=certificates.ca, credentials=credentials))
+        client = device(broker, certificates)
+        try:
+            name = thing_id.split(":")[1]
+            payload = modify(thing_id, "/features/thermostat/properties/temperature", 23.5)
+            client.publish(f"tls-{run}/{name}/telemetry", payload, qos=1).wait_for_publish(DEADLINE_S)
+
+            async def applied() -> bool:
+                r = await http.get(f"/api/2/things/{thing_id}/features/thermostat/properties/temperature")
+                return bool(r.status_code == 200 and json.loads(r.text) == 23.5)
+
+            await wait_until(applied, "the telemetry to reach the twin over TLS")
+        finally:
+            client.loop_stop()
+            client.disconnect()
+
+
+async def test_http_push_with_a_client_certificate(
+    server_factory: ServerFactory, https_endpoint: tuple[RecordingEndpoint, Certificates]
+) -> None:
+    """HTTP push to an HTTPS endpoint that requires a client certificate: twin events arrive with the
+    connection's ``ca`` and ``client-cert`` credentials; without the certificate it does not open."""
+    endpoint, certificates = https_endpoint
+    server = server_factory()
+    run = uuid.uuid4().hex[:6]
+    thing_id = f"org.example:https-{run}"
+
+    def push(path: str, **tls: Any) -> dict[str, Any]:
+        return {
+            "connectionType": "http-push",
+            "connectionStatus": "open",
+            "uri": endpoint.uri,
+            "targets": [
+                {
+                    "address": f"POST:/{path}/{{{{ thing:id }}}}",
+                    "topics": ["_/_/things/twin/events"],
+                    "authorizationContext": ["nginx:ditto"],
+                }
+            ],
+            **tls,
+        }
+
+    async with httpx.AsyncClient(base_url=server.base_url, auth=("ditto", "ditto"), timeout=30) as http:
+        # without the client certificate the endpoint hangs up, and the connection does not open
+        reason = await failed(http, push(f"anonymous-{run}", ca=certificates.ca))
+        assert "does not answer" in reason
+        await create_connection(
+            http, push(f"mutual-{run}", ca=certificates.ca, credentials=certificates.client_credentials())
+        )
+        assert (await http.put(f"/api/2/things/{thing_id}", json={"attributes": {"tls": True}})).is_success
+        [request] = await endpoint.wait_for(f"/mutual-{run}/{thing_id}", within_s=DEADLINE_S)
+        assert json.loads(request.body)["topic"].endswith("/things/twin/events/created")
+    assert endpoint.matching(f"/anonymous-{run}") == []

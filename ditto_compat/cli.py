@@ -102,6 +102,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="negotiate permessage-deflate on /ws/2 when a client offers it; off by default, as in Ditto "
         f"(env {ENV_PREFIX}WS_COMPRESSION)",
     )
+    serve.add_argument(
+        "--oauth2-allow-http",
+        action="store_true",
+        default=_truthy(_env(environ, "oauth2-allow-http")),
+        help="let HTTP push connections get OAuth2 tokens from an http:// token endpoint; only https by default, "
+        f"as in Ditto (env {ENV_PREFIX}OAUTH2_ALLOW_HTTP)",
+    )
     return parser
 
 
@@ -122,6 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         event_queue_size=args.event_queue_size,
         policy_subject_expiry_granularity_s=args.policy_subject_expiry_granularity,
         ws_compression=args.ws_compression,
+        oauth2_allow_http=args.oauth2_allow_http,
     )
 
 

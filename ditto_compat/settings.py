@@ -29,6 +29,8 @@ class Settings:
     # permessage-deflate on /ws/2. Off by default, as in Ditto (Akka HTTP never negotiates it): with many
     # subscribers, compressing every frame once per session is the largest per-frame cost.
     ws_compression: bool = False
+    # HTTP push connections may get OAuth2 tokens from an http:// endpoint (Ditto's oauth2 enforce-https off)
+    oauth2_allow_http: bool = False
 
     @property
     def storage_name(self) -> str:

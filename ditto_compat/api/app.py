@@ -97,6 +97,7 @@ def build_context(
             messages=messages,
             acks=acks,
             announcer=announcements,
+            oauth2_allow_http=settings.oauth2_allow_http,
         )
 
     return AppContext(

@@ -464,8 +464,18 @@ def _check_certificates(body: Mapping[str, Any]) -> None:
         return
     if not isinstance(credentials, Mapping):
         raise invalid("credentials", "must be a JSON object")
-    if credentials.get("type") != "client-cert":
-        return  # kept as sent; not used by this server (README: HMAC, OAuth2)
+    kind = credentials.get("type")
+    if kind in ("oauth-client-credentials", "oauth-password"):
+        required = ["tokenEndpoint", "clientId", "requestedScopes"]
+        required += ["clientSecret"] if kind == "oauth-client-credentials" else ["username", "password"]
+        for name in required:
+            if not isinstance(credentials.get(name), str) or not credentials[name]:
+                raise invalid(f"credentials.{name}", "is missing")
+        if urlsplit(credentials["tokenEndpoint"]).scheme.lower() not in ("http", "https"):
+            raise invalid("credentials.tokenEndpoint", "must be an http(s) URL")
+        return
+    if kind != "client-cert":
+        return  # kept as sent; not used by this server (README: HMAC)
     cert, key = credentials.get("cert"), credentials.get("key")
     if not isinstance(cert, str) or _CERTIFICATE_PEM not in cert:
         raise invalid("credentials.cert", "must be a PEM certificate ('-----BEGIN CERTIFICATE-----')")

@@ -27,6 +27,7 @@ def create_runtime(
     messages: MessageRouter,
     acks: AckRouter | None = None,
     announcer: PolicyAnnouncer | None = None,
+    oauth2_allow_http: bool = False,
 ) -> ConnectionRuntime:
     """A runtime for ``connection``, unopened; raises a DittoError for a type without a client."""
 
@@ -46,7 +47,7 @@ def create_runtime(
     return RunningConnection(
         connection,
         monitor,
-        client=create_client(connection, on_expired=expired),
+        client=create_client(connection, on_expired=expired, oauth2_allow_http=oauth2_allow_http),
         signals=signals,
         hub=hub,
         messages=messages,

@@ -1,10 +1,13 @@
 """A local HTTP endpoint for the HTTP push tests: an in-process uvicorn on a free 127.0.0.1 port that records
-every request and answers with the status its path asks for (``.../status/<code>/...``), 204 otherwise."""
+every request and answers with the status its path asks for (``.../status/<code>/...``), 204 otherwise; under
+``/oauth2/token`` it issues OAuth2 tokens."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 import ssl
 import subprocess
 import time
@@ -70,6 +73,9 @@ class RecordingEndpoint:
             RecordedRequest(scope["method"], path, scope["query_string"].decode(), headers, body)
         )
         self.arrived.set()
+        if path.startswith("/oauth2/token"):
+            await self._token(send, path)
+            return
         status = 204
         parts = path.split("/")
         for name, value in itertools.pairwise(parts):
@@ -85,6 +91,22 @@ class RecordingEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": reply})
+
+    async def _token(self, send: Any, path: str) -> None:
+        """An OAuth2 token endpoint: a JSON Web Token (unsigned; readers only read its claims) that expires after
+        the seconds the path names (``/oauth2/token/<seconds>``, default an hour), numbered by the tokens
+        issued."""
+        seconds = int(path.rsplit("/", 1)[1]) if path.rsplit("/", 1)[1].isdigit() else 3600
+        issued = sum(1 for request in self.requests if request.path.startswith("/oauth2/token"))
+        claims = {"sub": "ditto-compat", "exp": int(time.time()) + seconds, "n": issued}
+        token = ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+            for part in ({"alg": "none", "typ": "JWT"}, claims)
+        )
+        body = json.dumps({"access_token": token + ".sig", "token_type": "Bearer", "expires_in": seconds})
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,96 @@ async def test_http_push_with_a_client_certificate(
         [request] = await endpoint.wait_for(f"/mutual-{run}/{thing_id}", within_s=DEADLINE_S)
         assert json.loads(request.body)["topic"].endswith("/things/twin/events/created")
     assert endpoint.matching(f"/anonymous-{run}") == []
+
+
+def oauth2_push(endpoint: RecordingEndpoint, path: str, token_path: str) -> dict[str, Any]:
+    return {
+        "connectionType": "http-push",
+        "connectionStatus": "open",
+        "uri": endpoint.uri,
+        "targets": [
+            {
+                "address": f"POST:/{path}/{{{{ thing:id }}}}",
+                "topics": ["_/_/things/twin/events"],
+                "authorizationContext": ["nginx:ditto"],
+            }
+        ],
+        "credentials": {
+            "type": "oauth-client-credentials",
+            "tokenEndpoint": f"{endpoint.uri}{token_path}",
+            "clientId": "ditto-compat",
+            "clientSecret": "s3cret&=",
+            "requestedScopes": "scope-1 scope-2",
+        },
+    }
+
+
+async def test_http_push_with_oauth2_client_credentials(
+    server_factory: ServerFactory, tmp_path: Path, http_endpoint: RecordingEndpoint
+) -> None:
+    """``oauth-client-credentials`` (``connectivity-protocol-bindings-http`` "OAuth2 authentication"): pushes
+    carry the bearer token from the token endpoint, fetched once and again when it is about to expire."""
+    run = uuid.uuid4().hex[:6]
+    strict = server_factory()
+    async with httpx.AsyncClient(base_url=strict.base_url, auth=("ditto", "ditto"), timeout=30) as http:
+        # as in Ditto, only an https token endpoint by default
+        reason = await failed(http, oauth2_push(http_endpoint, f"strict-{run}", f"/oauth2/token/{run}"))
+        assert "not https" in reason
+    server = server_factory(tmp_path / "allowing", args=["--oauth2-allow-http"])
+    long_lived = f"/oauth2/token/{run}-a/3600"
+    short_lived = f"/oauth2/token/{run}-b/30"  # within the 60 s of allowed clock skew: fetched for every push
+    async with httpx.AsyncClient(base_url=server.base_url, auth=("ditto", "ditto"), timeout=30) as http:
+        await create_connection(http, oauth2_push(http_endpoint, f"bearer-{run}", long_lived))
+        await create_connection(http, oauth2_push(http_endpoint, f"short-{run}", short_lived))
+        # the password flow of a public client (no secret)
+        password_flow = oauth2_push(http_endpoint, f"password-{run}", f"/oauth2/token/{run}-p")
+        password_flow["credentials"] = {
+            "type": "oauth-password",
+            "tokenEndpoint": f"{http_endpoint.uri}/oauth2/token/{run}-p",
+            "clientId": "public-client",
+            "requestedScopes": "scope-1",
+            "username": "operator",
+            "password": "pass word",
+        }
+        await create_connection(http, password_flow)
+        # a token endpoint that refuses: nothing is pushed, and the log says why
+        refusing = await create_connection(http, oauth2_push(http_endpoint, f"refused-{run}", "/status/401"))
+        thing_id = f"org.example:oauth2-{run}"
+        assert (await http.put(f"/api/2/things/{thing_id}", json={"attributes": {"n": 1}})).is_success
+        assert (await http.put(f"/api/2/things/{thing_id}/attributes/n", json=2)).is_success
+        pushed = await http_endpoint.wait_for(f"/bearer-{run}/{thing_id}", 2, within_s=DEADLINE_S)
+        short = await http_endpoint.wait_for(f"/short-{run}/{thing_id}", 2, within_s=DEADLINE_S)
+
+        async def refusal_logged() -> bool:
+            logs = (await http.get(f"/api/2/connections/{refusing}/logs", auth=DEVOPS)).json()
+            return any("invalid JSON web token response" in e["message"] for e in logs["connectionLogs"])
+
+        await wait_until(refusal_logged, "the refused token to be logged")
+    assert http_endpoint.matching(f"/refused-{run}") == []
+    by_password = (await http_endpoint.wait_for(f"/password-{run}/{thing_id}", 2, within_s=DEADLINE_S))[0]
+    assert by_password.headers["authorization"].startswith("Bearer ey")
+    [password_request] = http_endpoint.matching(f"/oauth2/token/{run}-p")
+    assert urllib.parse.parse_qs(password_request.body.decode()) == {
+        "grant_type": ["password"],
+        "client_id": ["public-client"],
+        "scope": ["scope-1"],
+        "username": ["operator"],
+        "password": ["pass word"],
+    }
+
+    [token_request] = http_endpoint.matching(long_lived)
+    assert token_request.method == "POST"
+    assert token_request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert token_request.headers["accept"] == "application/json"
+    assert "authorization" not in token_request.headers
+    assert urllib.parse.parse_qs(token_request.body.decode()) == {
+        "grant_type": ["client_credentials"],
+        "client_id": ["ditto-compat"],
+        "client_secret": ["s3cret&="],
+        "scope": ["scope-1 scope-2"],
+    }
+    tokens = {request.headers["authorization"] for request in pushed}
+    assert len(tokens) == 1 and next(iter(tokens)).startswith("Bearer ey")
+    # the short-lived token is fetched again for the second push
+    assert len(http_endpoint.matching(short_lived)) == 2
+    assert len({request.headers["authorization"] for request in short}) == 2

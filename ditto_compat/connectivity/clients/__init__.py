@@ -14,11 +14,15 @@ from ditto_compat.connectivity.model import Connection
 
 
 def create_client(
-    connection: Connection, *, on_expired: Callable[[ExternalMessage], None] | None = None
+    connection: Connection,
+    *,
+    on_expired: Callable[[ExternalMessage], None] | None = None,
+    oauth2_allow_http: bool = False,
 ) -> ClientAdapter:
     """The adapter for ``connection.connection_type``; raises :class:`ConnectionTypeUnsupported` for a type this
     server accepts in a definition but cannot open (``amqp-10``, ``hono``). ``on_expired`` hears of the
-    messages a source drops unapplied because they expired (Kafka's ``creation-time`` + ``ttl``)."""
+    messages a source drops unapplied because they expired (Kafka's ``creation-time`` + ``ttl``);
+    ``oauth2_allow_http`` lets HTTP push use a token endpoint that is not https."""
     kind = connection.connection_type
     if kind in ("mqtt", "mqtt-5"):
         from ditto_compat.connectivity.clients.mqtt import MqttClient
@@ -31,7 +35,7 @@ def create_client(
     if kind == "http-push":
         from ditto_compat.connectivity.clients.http_push import HttpPushClient
 
-        return HttpPushClient(connection)
+        return HttpPushClient(connection, oauth2_allow_http=oauth2_allow_http)
     if kind == "kafka":
         from ditto_compat.connectivity.clients.kafka import KafkaClient
 

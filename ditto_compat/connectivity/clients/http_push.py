@@ -23,6 +23,7 @@ import httpx
 
 from ditto_compat.connectivity.clients.base import ClientStatus, ConnectionFailed, InboundHandler
 from ditto_compat.connectivity.clients.errors import HttpPushFailed, PublishFailed
+from ditto_compat.connectivity.clients.oauth2 import BearerTokens, TokenUnavailable, oauth2_credentials
 from ditto_compat.connectivity.clients.specific_config import integer
 from ditto_compat.connectivity.clients.status_tracker import StatusTracker
 from ditto_compat.connectivity.clients.tls import TlsSettingsInvalid, tls_context
@@ -39,13 +40,16 @@ _NOT_SENT = frozenset(
 
 
 class HttpPushClient:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, oauth2_allow_http: bool = False) -> None:
+        """``oauth2_allow_http``: accept a token endpoint that is not https (Ditto's ``enforce-https`` off)."""
         self.connection = connection
         self._status = StatusTracker()
         self._http: httpx.AsyncClient | None = None
         self._base_url = ""
         self._omit_body: frozenset[str] = frozenset()
         self._slots: asyncio.Semaphore | None = None
+        self._oauth2_allow_http = oauth2_allow_http
+        self.tokens: BearerTokens | None = None
 
     def status(self) -> ClientStatus:
         return self._status.get()
@@ -53,6 +57,17 @@ class HttpPushClient:
     async def connect(self, handler: InboundHandler) -> None:
         if self.connection.sources:
             raise ConnectionFailed("HTTP push connections do not support sources")
+        credentials = oauth2_credentials(self.connection)
+        if credentials is not None:
+            endpoint = urlsplit(credentials.token_endpoint)
+            if endpoint.scheme.lower() != "https" and not self._oauth2_allow_http:
+                failure = ConnectionFailed(
+                    f"The OAuth2 token endpoint <{credentials.token_endpoint}> is not https; "
+                    "start the server with --oauth2-allow-http to allow it."
+                )
+                self._status.set("failed", str(failure))
+                raise failure
+            self.tokens = BearerTokens(credentials)
         self._status.set("connecting", f"checking {self._checked_base_url()}")
         try:
             await self.test()
@@ -83,6 +98,11 @@ class HttpPushClient:
         method, url = self._request_line(message)
         headers = {name: value for name, value in message.headers.items() if name.lower() not in _NOT_SENT}
         body = None if method in self._omit_body else message.bytes_payload
+        if self.tokens is not None:
+            try:
+                headers["Authorization"] = await self.tokens.authorization(http)
+            except TokenUnavailable as error:
+                raise PublishFailed(str(error)) from error
         async with slots:
             try:
                 response = await http.request(method, url, headers=headers, content=body)

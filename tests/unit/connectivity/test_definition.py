@@ -234,6 +234,44 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         ),
         "'credentials.key' must be a PEM private key in PKCS8",
     ),
+    (
+        "oauth2 without secret",
+        minimal(
+            credentials={
+                "type": "oauth-client-credentials",
+                "tokenEndpoint": "https://auth.example.com/token",
+                "clientId": "c",
+                "requestedScopes": "s",
+            }
+        ),
+        "'credentials.clientSecret' is missing",
+    ),
+    (
+        "oauth2 password flow without password",
+        minimal(
+            credentials={
+                "type": "oauth-password",
+                "tokenEndpoint": "https://auth.example.com/token",
+                "clientId": "c",
+                "requestedScopes": "s",
+                "username": "u",
+            }
+        ),
+        "'credentials.password' is missing",
+    ),
+    (
+        "oauth2 token endpoint not a URL",
+        minimal(
+            credentials={
+                "type": "oauth-client-credentials",
+                "tokenEndpoint": "auth.example.com",
+                "clientId": "c",
+                "clientSecret": "x",
+                "requestedScopes": "s",
+            }
+        ),
+        "'credentials.tokenEndpoint' must be an http(s) URL",
+    ),
 ]
 
 

@@ -23,6 +23,7 @@ from ditto_compat.api.connections import connections_endpoint
 from ditto_compat.api.context import AppContext
 from ditto_compat.api.http import error_response
 from ditto_compat.api.metrics import RequestMetricsMiddleware, metrics_endpoint
+from ditto_compat.api.piggyback import piggyback_connectivity
 from ditto_compat.api.policies import policies_endpoint
 from ditto_compat.api.search import count_things, search_things
 from ditto_compat.api.status import check_permissions_endpoint, health, whoami
@@ -158,6 +159,7 @@ def create_app(
         Route("/api/2/policies/{rest:path}", policies_endpoint, methods=ALL_METHODS),
         Route("/api/2/connections", connections_endpoint, methods=ALL_METHODS),
         Route("/api/2/connections/{rest:path}", connections_endpoint, methods=ALL_METHODS),
+        Route("/devops/piggyback/connectivity", piggyback_connectivity, methods=ALL_METHODS),
         WebSocketRoute("/ws/2", ws_endpoint),
     ]
     app = Starlette(

@@ -341,6 +341,12 @@ def test_example_connection_is_created_once_through_nginx_and_carries_telemetry(
     with proxied.client(DEVOPS) as devops:
         listed = devops.get("/api/2/connections", params={"fields": "id,name"}).json()
         assert [c["id"] for c in listed if c["name"] == "example-mqtt"] == [first["id"]]
+        # and as a piggyback command, through the same entrance
+        piggyback = {"piggybackCommand": {"type": "connectivity.commands:retrieveAllConnectionIds"}}
+        ids = devops.post("/devops/piggyback/connectivity", json=piggyback)
+        assert ids.status_code == 200 and first["id"] in ids.json()["allConnectionIds"]
+    with proxied.client(DITTO) as ditto:
+        assert ditto.post("/devops/piggyback/connectivity", json=piggyback).status_code == 401
 
     # a device publishes Ditto Protocol telemetry on its topic; the twin owned by nginx:ditto changes
     namespace, name = "org.acme.sensors", f"probe-{run_id()}"

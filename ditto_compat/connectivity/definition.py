@@ -474,8 +474,11 @@ def _check_certificates(body: Mapping[str, Any]) -> None:
         if urlsplit(credentials["tokenEndpoint"]).scheme.lower() not in ("http", "https"):
             raise invalid("credentials.tokenEndpoint", "must be an http(s) URL")
         return
+    if kind == "hmac":
+        _check_hmac(credentials)
+        return
     if kind != "client-cert":
-        return  # kept as sent; not used by this server (README: HMAC)
+        return  # kept as sent (e.g. the plain credentials of AMQP 1.0, a type this server does not open)
     cert, key = credentials.get("cert"), credentials.get("key")
     if not isinstance(cert, str) or _CERTIFICATE_PEM not in cert:
         raise invalid("credentials.cert", "must be a PEM certificate ('-----BEGIN CERTIFICATE-----')")
@@ -485,6 +488,29 @@ def _check_certificates(body: Mapping[str, Any]) -> None:
             "must be a PEM private key in PKCS8 ('-----BEGIN PRIVATE KEY-----'); convert a PKCS1 key with "
             "'openssl pkcs8 -topk8 -nocrypt'",
         )
+
+
+# connectivity-hmac-signing: the parameters each algorithm needs
+_HMAC_PARAMETERS: Final = {
+    "aws4-hmac-sha256": ("region", "service", "accessKey", "secretKey"),
+    "az-monitor-2016-04-01": ("workspaceId", "sharedKey"),
+    "az-sasl": ("sharedKeyName", "sharedKey", "endpoint"),
+}
+
+
+def _check_hmac(credentials: Mapping[str, Any]) -> None:
+    algorithm = credentials.get("algorithm")
+    if algorithm not in _HMAC_PARAMETERS:
+        raise invalid("credentials.algorithm", f"must be one of {list(_HMAC_PARAMETERS)}")
+    parameters = credentials.get("parameters")
+    if not isinstance(parameters, Mapping):
+        raise invalid("credentials.parameters", "must be a JSON object")
+    for name in _HMAC_PARAMETERS[algorithm]:
+        if not isinstance(parameters.get(name), str) or not parameters[name]:
+            raise invalid(f"credentials.parameters.{name}", "is missing")
+    content_sha256 = parameters.get("xAmzContentSha256", "EXCLUDED")
+    if str(content_sha256).upper() not in ("EXCLUDED", "INCLUDED", "UNSIGNED"):
+        raise invalid("credentials.parameters.xAmzContentSha256", "must be INCLUDED, EXCLUDED or UNSIGNED")
 
 
 def _put_if(out: dict[str, Any], key: str, value: Any) -> None:

@@ -4,16 +4,19 @@ credentials decide whether it opens, and an open one carries device telemetry in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import ssl
 import urllib.parse
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 
+from ditto_compat.connectivity.clients.request_signing import AwsSigning
 from tests.brokers.http import RecordingEndpoint
 from tests.brokers.mqtt import Mosquitto
 from tests.brokers.tls import Certificates
@@ -259,3 +262,62 @@ async def test_http_push_with_oauth2_client_credentials(
     # the short-lived token is fetched again for the second push
     assert len(http_endpoint.matching(short_lived)) == 2
     assert len({request.headers["authorization"] for request in short}) == 2
+
+
+async def test_http_push_signed_with_aws_signature_v4(
+    server_factory: ServerFactory, http_endpoint: RecordingEndpoint
+) -> None:
+    """``hmac`` credentials with ``aws4-hmac-sha256`` (``connectivity-hmac-signing``): what arrives carries a
+    signature of exactly the request that arrived (recomputed here from the recorded method, path, query, headers
+    and body)."""
+    run = uuid.uuid4().hex[:6]
+    parameters = {
+        "region": "eu-central-1",
+        "service": "sns",
+        "accessKey": "AKIDEXAMPLE",
+        "secretKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "canonicalHeaders": ["host", "x-amz-date", "content-type"],
+        "xAmzContentSha256": "INCLUDED",
+    }
+    definition = {
+        "connectionType": "http-push",
+        "connectionStatus": "open",
+        "uri": http_endpoint.uri,
+        "credentials": {"type": "hmac", "algorithm": "aws4-hmac-sha256", "parameters": parameters},
+        "targets": [
+            {
+                "address": f"POST:/signed-{run}/{{{{ thing:id }}}}?Action=Publish&b=2&a=1",
+                "topics": ["_/_/things/twin/events"],
+                "authorizationContext": ["nginx:ditto"],
+            }
+        ],
+    }
+    server = server_factory()
+    async with httpx.AsyncClient(base_url=server.base_url, auth=("ditto", "ditto"), timeout=30) as http:
+        await create_connection(http, definition)
+        thing_id = f"org.example:signed-{run}"
+        assert (await http.put(f"/api/2/things/{thing_id}", json={"attributes": {"a": 1}})).is_success
+        [arrived] = await http_endpoint.wait_for(f"/signed-{run}/{thing_id}", within_s=DEADLINE_S)
+
+    sent = arrived.headers
+    assert (
+        sent["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+        and "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date," in sent["authorization"]
+    )
+    assert sent["x-amz-content-sha256"] == hashlib.sha256(arrived.body).hexdigest()
+    now = datetime.strptime(sent["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    replay = httpx.Request(
+        arrived.method,
+        f"{http_endpoint.uri}{urllib.parse.quote(arrived.path)}?{arrived.query}",
+        headers={"content-type": sent["content-type"]},
+        content=arrived.body,
+    )
+    AwsSigning(
+        "eu-central-1",
+        "sns",
+        "AKIDEXAMPLE",
+        parameters["secretKey"],
+        canonical_headers=("host", "x-amz-date", "content-type"),
+        x_amz_content_sha256="INCLUDED",
+    ).sign(replay, now)
+    assert replay.headers["authorization"] == sent["authorization"]

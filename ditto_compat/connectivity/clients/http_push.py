@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
@@ -24,6 +25,7 @@ import httpx
 from ditto_compat.connectivity.clients.base import ClientStatus, ConnectionFailed, InboundHandler
 from ditto_compat.connectivity.clients.errors import HttpPushFailed, PublishFailed
 from ditto_compat.connectivity.clients.oauth2 import BearerTokens, TokenUnavailable, oauth2_credentials
+from ditto_compat.connectivity.clients.request_signing import RequestSigning, SigningInvalid, request_signing
 from ditto_compat.connectivity.clients.specific_config import integer
 from ditto_compat.connectivity.clients.status_tracker import StatusTracker
 from ditto_compat.connectivity.clients.tls import TlsSettingsInvalid, tls_context
@@ -50,6 +52,7 @@ class HttpPushClient:
         self._slots: asyncio.Semaphore | None = None
         self._oauth2_allow_http = oauth2_allow_http
         self.tokens: BearerTokens | None = None
+        self._signing: RequestSigning | None = None
 
     def status(self) -> ClientStatus:
         return self._status.get()
@@ -57,6 +60,11 @@ class HttpPushClient:
     async def connect(self, handler: InboundHandler) -> None:
         if self.connection.sources:
             raise ConnectionFailed("HTTP push connections do not support sources")
+        try:
+            self._signing = request_signing(self.connection)
+        except SigningInvalid as error:
+            self._status.set("failed", str(error))
+            raise ConnectionFailed(str(error)) from None
         credentials = oauth2_credentials(self.connection)
         if credentials is not None:
             endpoint = urlsplit(credentials.token_endpoint)
@@ -103,9 +111,12 @@ class HttpPushClient:
                 headers["Authorization"] = await self.tokens.authorization(http)
             except TokenUnavailable as error:
                 raise PublishFailed(str(error)) from error
+        request = http.build_request(method, url, headers=headers, content=body)
+        if self._signing is not None:
+            self._signing.sign(request, datetime.now(UTC))
         async with slots:
             try:
-                response = await http.request(method, url, headers=headers, content=body)
+                response = await http.send(request)
             except httpx.HTTPError as exc:
                 raise PublishFailed(f"{method} {url} failed: {exc!r}") from exc
         if not response.is_success:

@@ -272,6 +272,22 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         ),
         "'credentials.tokenEndpoint' must be an http(s) URL",
     ),
+    (
+        "hmac of an unknown algorithm",
+        minimal(credentials={"type": "hmac", "algorithm": "md5", "parameters": {}}),
+        "'credentials.algorithm' must be one of",
+    ),
+    (
+        "aws signing without its secret key",
+        minimal(
+            credentials={
+                "type": "hmac",
+                "algorithm": "aws4-hmac-sha256",
+                "parameters": {"region": "r", "service": "s", "accessKey": "a"},
+            }
+        ),
+        "'credentials.parameters.secretKey' is missing",
+    ),
 ]
 
 

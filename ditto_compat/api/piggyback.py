@@ -81,6 +81,22 @@ async def _all_ids(manager: ConnectionManager, command: dict[str, Any]) -> tuple
     return 200, {"allConnectionIds": [state.entity_id for state in states]}
 
 
+async def _tags(manager: ConnectionManager, command: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    state = await manager.retrieve(_connection_id(command))
+    tags = state.doc.get("tags", []) if state.doc is not None else []
+    return 200, {"tags": tags}
+
+
+async def _ids_by_tag(manager: ConnectionManager, command: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    tag = command.get("tag")
+    if not isinstance(tag, str):
+        raise JsonInvalid("The piggyback command needs its 'tag'.")
+    states = await manager.list_states()
+    return 200, {
+        "connectionIds": [s.entity_id for s in states if s.doc is not None and tag in s.doc.get("tags", [])]
+    }
+
+
 def _report(name: str) -> _Handler:
     """retrieveConnectionStatus, retrieveConnectionMetrics, retrieveConnectionLogs: the body of the matching
     ``/connections/{id}/...`` resource, inline."""
@@ -122,6 +138,25 @@ HANDLERS: Final[dict[str, _Handler]] = {
 }
 
 
+SUDO_PREFIX: Final = "connectivity.sudo.commands:"
+SUDO_HANDLERS: Final[dict[str, _Handler]] = {
+    "sudoRetrieveConnectionTags": _tags,
+    "sudoRetrieveConnectionIdsByTag": _ids_by_tag,
+}
+
+
+def _handler(kind: str) -> tuple[_Handler, str] | None:
+    """The handler of a piggyback command type and the type of its response."""
+    for prefix, handlers, responses in (
+        (COMMAND_PREFIX, HANDLERS, RESPONSE_PREFIX),
+        (SUDO_PREFIX, SUDO_HANDLERS, "connectivity.sudo.responses:"),
+    ):
+        if kind.startswith(prefix) and kind.removeprefix(prefix) in handlers:
+            name = kind.removeprefix(prefix)
+            return handlers[name], responses + name
+    return None
+
+
 @ditto_endpoint
 async def piggyback_connectivity(request: Request) -> Response:
     ctx: AppContext = request.app.state.ctx
@@ -134,11 +169,11 @@ async def piggyback_connectivity(request: Request) -> Response:
     if not isinstance(command, dict) or not isinstance(command.get("type"), str):
         raise JsonInvalid('The body must be a piggyback command: {"piggybackCommand": {"type": ...}}.')
     kind: str = command["type"]
-    handler = HANDLERS.get(kind.removeprefix(COMMAND_PREFIX)) if kind.startswith(COMMAND_PREFIX) else None
-    if handler is None:
+    found = _handler(kind)
+    if found is None:
         raise ConnectivityCommandInvalid.of(kind)
+    handler, response_type = found
     status, answer = await handler(ctx.connections, command)
     if status == 204:
         return Response(status_code=204, headers=headers)
-    response_type = RESPONSE_PREFIX + kind.removeprefix(COMMAND_PREFIX)
     return json_response(status, {"type": response_type, "status": status, **answer}, headers)

@@ -28,7 +28,7 @@ async def test_the_connection_commands_as_piggybacks(
     server: LineServer,  # noqa: F811
     runtimes: TcpRuntimes,  # noqa: F811
 ) -> None:
-    connection = {**definition(server.port, "closed"), "id": "piggybacked"}
+    connection = {**definition(server.port, "closed"), "id": "piggybacked", "tags": ["sandbox"]}
     created = await piggyback(devops, "createConnection", connection=connection)
     assert created.status_code == 201, created.text
     assert created.json()["type"] == "connectivity.responses:createConnection"
@@ -46,6 +46,35 @@ async def test_the_connection_commands_as_piggybacks(
         "status": 200,
         "allConnectionIds": ["piggybacked"],
     }
+
+    sudo = {"targetActorSelection": "/system/sharding/connection", "headers": {"aggregate": False}}
+    tags = await devops.post(
+        PIGGYBACK,
+        json={
+            **sudo,
+            "piggybackCommand": {
+                "type": "connectivity.sudo.commands:sudoRetrieveConnectionTags",
+                "connectionId": "piggybacked",
+            },
+        },
+    )
+    assert tags.json() == {
+        "type": "connectivity.sudo.responses:sudoRetrieveConnectionTags",
+        "status": 200,
+        "tags": ["sandbox"],
+    }
+    for tag, expected in (("sandbox", ["piggybacked"]), ("other", [])):
+        by_tag = await devops.post(
+            PIGGYBACK,
+            json={
+                **sudo,
+                "piggybackCommand": {
+                    "type": "connectivity.sudo.commands:sudoRetrieveConnectionIdsByTag",
+                    "tag": tag,
+                },
+            },
+        )
+        assert by_tag.json()["connectionIds"] == expected
 
     modified = await piggyback(devops, "modifyConnection", connection={**connection, "name": "renamed"})
     assert modified.status_code == 204 and modified.content == b""

@@ -5,10 +5,10 @@ Broker libraries are imported only when a connection of their type is opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ditto_compat.connectivity.clients.base import ClientAdapter
-from ditto_compat.connectivity.errors import ConnectionTypeUnsupported
+from ditto_compat.connectivity.errors import ConnectionTypeUnsupported, SshTunnelUnsupported
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection
 
@@ -20,9 +20,13 @@ def create_client(
     oauth2_allow_http: bool = False,
 ) -> ClientAdapter:
     """The adapter for ``connection.connection_type``; raises :class:`ConnectionTypeUnsupported` for a type this
-    server accepts in a definition but cannot open (``amqp-10``, ``hono``). ``on_expired`` hears of the
+    server accepts in a definition but cannot open (``amqp-10``, ``hono``), :class:`SshTunnelUnsupported` for an
+    enabled ``sshTunnel``. ``on_expired`` hears of the
     messages a source drops unapplied because they expired (Kafka's ``creation-time`` + ``ttl``);
     ``oauth2_allow_http`` lets HTTP push use a token endpoint that is not https."""
+    tunnel = connection.extra.get("sshTunnel")
+    if isinstance(tunnel, Mapping) and tunnel.get("enabled") is True:
+        raise SshTunnelUnsupported()
     kind = connection.connection_type
     if kind in ("mqtt", "mqtt-5"):
         from ditto_compat.connectivity.clients.mqtt import MqttClient

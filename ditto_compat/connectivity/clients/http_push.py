@@ -11,6 +11,9 @@ and the query; every other header of the message is sent as an HTTP header. No b
 status, headers and body) otherwise, or :class:`PublishFailed` when the endpoint could not be reached.
 ``test()`` checks that the endpoint answers HTTP at all (any status). A connection with sources is refused, as
 Ditto refuses it.
+
+``credentials``: a client certificate and the server's trust (``clients/tls.py``), an OAuth2 bearer token on every
+request (``clients/oauth2.py``), or an HMAC signature of every request (``clients/request_signing.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class HttpPushClient:
         self._omit_body: frozenset[str] = frozenset()
         self._slots: asyncio.Semaphore | None = None
         self._oauth2_allow_http = oauth2_allow_http
-        self.tokens: BearerTokens | None = None
+        self._tokens: BearerTokens | None = None
         self._signing: RequestSigning | None = None
 
     def status(self) -> ClientStatus:
@@ -75,7 +78,7 @@ class HttpPushClient:
                 )
                 self._status.set("failed", str(failure))
                 raise failure
-            self.tokens = BearerTokens(credentials)
+            self._tokens = BearerTokens(credentials)
         self._status.set("connecting", f"checking {self._checked_base_url()}")
         try:
             await self.test()
@@ -106,9 +109,9 @@ class HttpPushClient:
         method, url = self._request_line(message)
         headers = {name: value for name, value in message.headers.items() if name.lower() not in _NOT_SENT}
         body = None if method in self._omit_body else message.bytes_payload
-        if self.tokens is not None:
+        if self._tokens is not None:
             try:
-                headers["Authorization"] = await self.tokens.authorization(http)
+                headers["Authorization"] = await self._tokens.authorization(http)
             except TokenUnavailable as error:
                 raise PublishFailed(str(error)) from error
         request = http.build_request(method, url, headers=headers, content=body)

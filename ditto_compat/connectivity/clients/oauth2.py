@@ -118,7 +118,6 @@ class BearerTokens:
         self._token: str | None = None
         self._renew_at = 0.0
         self._lock = asyncio.Lock()
-        self.fetched = 0  # tokens requested, for tests and logs
 
     async def authorization(self, http: httpx.AsyncClient) -> str:
         """The ``Authorization`` header value; raises :class:`TokenUnavailable`."""
@@ -130,7 +129,6 @@ class BearerTokens:
 
     async def _fetch(self, http: httpx.AsyncClient) -> tuple[str, float]:
         endpoint = self.credentials.token_endpoint
-        self.fetched += 1
         try:
             response = await http.post(
                 endpoint,

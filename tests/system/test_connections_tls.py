@@ -143,54 +143,49 @@ async def test_http_push_with_a_client_certificate(
     run = uuid.uuid4().hex[:6]
     thing_id = f"org.example:https-{run}"
 
-    def push(path: str, **tls: Any) -> dict[str, Any]:
-        return {
-            "connectionType": "http-push",
-            "connectionStatus": "open",
-            "uri": endpoint.uri,
-            "targets": [
-                {
-                    "address": f"POST:/{path}/{{{{ thing:id }}}}",
-                    "topics": ["_/_/things/twin/events"],
-                    "authorizationContext": ["nginx:ditto"],
-                }
-            ],
-            **tls,
-        }
-
     async with httpx.AsyncClient(base_url=server.base_url, auth=("ditto", "ditto"), timeout=30) as http:
         # without the client certificate the endpoint hangs up, and the connection does not open
-        reason = await failed(http, push(f"anonymous-{run}", ca=certificates.ca))
+        reason = await failed(http, push_definition(endpoint, f"anonymous-{run}", ca=certificates.ca))
         assert "does not answer" in reason
-        await create_connection(
-            http, push(f"mutual-{run}", ca=certificates.ca, credentials=certificates.client_credentials())
+        mutual = push_definition(
+            endpoint, f"mutual-{run}", ca=certificates.ca, credentials=certificates.client_credentials()
         )
+        await create_connection(http, mutual)
         assert (await http.put(f"/api/2/things/{thing_id}", json={"attributes": {"tls": True}})).is_success
         [request] = await endpoint.wait_for(f"/mutual-{run}/{thing_id}", within_s=DEADLINE_S)
         assert json.loads(request.body)["topic"].endswith("/things/twin/events/created")
     assert endpoint.matching(f"/anonymous-{run}") == []
 
 
-def oauth2_push(endpoint: RecordingEndpoint, path: str, token_path: str) -> dict[str, Any]:
+def push_definition(endpoint: RecordingEndpoint, path: str, query: str = "", **extra: Any) -> dict[str, Any]:
+    """An HTTP push connection posting twin events to ``/<path>/<thing id>[?query]`` of ``endpoint``."""
     return {
         "connectionType": "http-push",
         "connectionStatus": "open",
         "uri": endpoint.uri,
         "targets": [
             {
-                "address": f"POST:/{path}/{{{{ thing:id }}}}",
+                "address": f"POST:/{path}/{{{{ thing:id }}}}{query}",
                 "topics": ["_/_/things/twin/events"],
                 "authorizationContext": ["nginx:ditto"],
             }
         ],
-        "credentials": {
+        **extra,
+    }
+
+
+def oauth2_push(endpoint: RecordingEndpoint, path: str, token_path: str) -> dict[str, Any]:
+    return push_definition(
+        endpoint,
+        path,
+        credentials={
             "type": "oauth-client-credentials",
             "tokenEndpoint": f"{endpoint.uri}{token_path}",
             "clientId": "ditto-compat",
             "clientSecret": "s3cret&=",
             "requestedScopes": "scope-1 scope-2",
         },
-    }
+    )
 
 
 async def test_http_push_with_oauth2_client_credentials(
@@ -279,19 +274,12 @@ async def test_http_push_signed_with_aws_signature_v4(
         "canonicalHeaders": ["host", "x-amz-date", "content-type"],
         "xAmzContentSha256": "INCLUDED",
     }
-    definition = {
-        "connectionType": "http-push",
-        "connectionStatus": "open",
-        "uri": http_endpoint.uri,
-        "credentials": {"type": "hmac", "algorithm": "aws4-hmac-sha256", "parameters": parameters},
-        "targets": [
-            {
-                "address": f"POST:/signed-{run}/{{{{ thing:id }}}}?Action=Publish&b=2&a=1",
-                "topics": ["_/_/things/twin/events"],
-                "authorizationContext": ["nginx:ditto"],
-            }
-        ],
-    }
+    definition = push_definition(
+        http_endpoint,
+        f"signed-{run}",
+        "?Action=Publish&b=2&a=1",
+        credentials={"type": "hmac", "algorithm": "aws4-hmac-sha256", "parameters": parameters},
+    )
     server = server_factory()
     async with httpx.AsyncClient(base_url=server.base_url, auth=("ditto", "ditto"), timeout=30) as http:
         await create_connection(http, definition)

@@ -123,15 +123,3 @@ class ConnectionUnavailable(DittoError):
         "The requested Connection is temporarily not available, please retry the performed action in order "
         "to improve resiliency."
     )
-
-
-class SshTunnelUnsupported(DittoError):
-    """A connection with an enabled ``sshTunnel`` (``connectivity-ssh-tunneling``): this server cannot tunnel, and
-    connecting directly instead would bypass what the definition asks for, so the connection is not opened."""
-
-    status = 400
-    error_code = "connectivity:connection.sshtunnel.unsupported"
-    default_message = "SSH tunnels are not supported by this server: the connection is not opened."
-    default_description = (
-        "Connect to the broker directly (set 'sshTunnel.enabled' to false) or through a tunnel of your own."
-    )

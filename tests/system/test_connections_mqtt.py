@@ -270,36 +270,3 @@ async def test_policy_announcements_for_the_target_subjects(
     assert frame["topic"] == f"org.announce/policy-{run}/policies/announcements/subjectDeletion"
     assert frame["value"]["subjectIds"] == ["integration:ops"]
     assert frame["value"]["deleteAt"].endswith("Z")
-
-
-async def test_an_enabled_ssh_tunnel_is_refused_not_bypassed(
-    server_factory: ServerFactory, mosquitto: Mosquitto
-) -> None:
-    """This server cannot tunnel: a connection that asks for an SSH tunnel fails with that reason rather than
-    reach its broker directly (``connectivity-ssh-tunneling``)."""
-    server = server_factory()
-    definition = {
-        "connectionType": "mqtt",
-        "connectionStatus": "open",
-        "uri": mosquitto.uri,
-        "sources": [{"addresses": ["tunnelled/#"], "authorizationContext": ["nginx:ditto"]}],
-        "sshTunnel": {
-            "enabled": True,
-            "uri": "ssh://127.0.0.1:22",
-            "credentials": {"type": "password", "username": "u", "password": "p"},
-        },
-    }
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=30, auth=DEVOPS) as http:
-        dry_run = await http.post("/api/2/connections", params={"dry-run": "true"}, json=definition)
-        assert dry_run.status_code == 400
-        assert dry_run.json()["error"] == "connectivity:connection.sshtunnel.unsupported"
-        r = await http.post("/api/2/connections", json=definition)
-        assert r.status_code == 201
-        connection_id = r.json()["id"]
-
-        async def refused() -> Any:
-            status = (await http.get(f"/api/2/connections/{connection_id}/status")).json()
-            return status if status["liveStatus"] == "failed" else None
-
-        status = await wait_until(refused, "the connection to fail")
-        assert "SSH tunnels are not supported" in status["clientStatus"][0]["statusDetails"]

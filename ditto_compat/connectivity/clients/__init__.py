@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ditto_compat.connectivity.clients.base import ClientAdapter
-from ditto_compat.connectivity.errors import ConnectionTypeUnsupported, SshTunnelUnsupported
+from ditto_compat.connectivity.errors import ConnectionTypeUnsupported
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection
 
@@ -19,14 +19,32 @@ def create_client(
     on_expired: Callable[[ExternalMessage], None] | None = None,
     oauth2_allow_http: bool = False,
 ) -> ClientAdapter:
-    """The adapter for ``connection.connection_type``; raises :class:`ConnectionTypeUnsupported` for a type this
-    server accepts in a definition but cannot open (``amqp-10``, ``hono``), :class:`SshTunnelUnsupported` for an
-    enabled ``sshTunnel``. ``on_expired`` hears of the
-    messages a source drops unapplied because they expired (Kafka's ``creation-time`` + ``ttl``);
-    ``oauth2_allow_http`` lets HTTP push use a token endpoint that is not https."""
+    """The adapter for ``connection.connection_type``, behind an SSH tunnel when ``sshTunnel`` is enabled; raises
+    :class:`ConnectionTypeUnsupported` for a type this server accepts in a definition but cannot open
+    (``amqp-10``, ``hono``). ``on_expired`` hears of the messages a source drops unapplied because they expired
+    (Kafka's ``creation-time`` + ``ttl``); ``oauth2_allow_http`` lets HTTP push use a token endpoint that is not
+    https."""
+
+    def direct(through: Connection) -> ClientAdapter:
+        return _direct_client(through, on_expired=on_expired, oauth2_allow_http=oauth2_allow_http)
+
+    client = direct(connection)  # refuses an unsupported type before any tunnel is opened
     tunnel = connection.extra.get("sshTunnel")
     if isinstance(tunnel, Mapping) and tunnel.get("enabled") is True:
-        raise SshTunnelUnsupported()
+        from ditto_compat.connectivity.clients.ssh_tunnel import TunnelledClient, tunnel_settings
+
+        settings = tunnel_settings(connection)
+        assert settings is not None
+        return TunnelledClient(connection, settings, direct)
+    return client
+
+
+def _direct_client(
+    connection: Connection,
+    *,
+    on_expired: Callable[[ExternalMessage], None] | None,
+    oauth2_allow_http: bool,
+) -> ClientAdapter:
     kind = connection.connection_type
     if kind in ("mqtt", "mqtt-5"):
         from ditto_compat.connectivity.clients.mqtt import MqttClient

@@ -89,6 +89,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "a policy subject's expiry is rounded up to a multiple of this duration, e.g. 1s, 30s, 1h, 1d",
         _whole_seconds,
     )
+    opt(
+        "connection-lease",
+        "30s",
+        "with several processes on one MongoDB: how long a process holds a connection it runs without renewing; "
+        "another takes over within it when the process dies",
+        _whole_seconds,
+    )
     serve.add_argument(
         "--pre-authenticated",
         action="store_true",
@@ -130,6 +137,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         policy_subject_expiry_granularity_s=args.policy_subject_expiry_granularity,
         ws_compression=args.ws_compression,
         oauth2_allow_http=args.oauth2_allow_http,
+        connection_lease_s=float(args.connection_lease),
     )
 
 

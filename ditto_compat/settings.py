@@ -31,6 +31,9 @@ class Settings:
     ws_compression: bool = False
     # HTTP push connections may get OAuth2 tokens from an http:// endpoint (Ditto's oauth2 enforce-https off)
     oauth2_allow_http: bool = False
+    # seconds a process holds a connection's lease in MongoDB: how soon another process sharing the database takes
+    # over the connections of one that died (connectivity/manager.py); SQLite has one process by construction
+    connection_lease_s: float = 30.0
 
     @property
     def storage_name(self) -> str:

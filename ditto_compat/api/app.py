@@ -111,7 +111,7 @@ def build_context(
         hub,
         messages,
         acks,
-        ConnectionManager(store, runtime_factory or create_runtime),
+        ConnectionManager(store, runtime_factory or create_runtime, lease_s=settings.connection_lease_s),
         announcements,
     )
 

@@ -40,7 +40,7 @@ from ditto_compat.connectivity.runtime import ConnectionRuntime
 from ditto_compat.domain.entity import EntityState
 from ditto_compat.domain.history import HistoricalPoint, parse_timestamp
 from ditto_compat.errors import DittoError
-from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store
+from ditto_compat.persistence.ports import EntityWrite, RevisionConflict, Store, StoreUnavailable
 
 __all__ = ["COMMANDS", "ConnectionManager", "RuntimeFactory"]
 
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 RuntimeFactory = Callable[[Connection, ConnectionMonitor], ConnectionRuntime]
 Clock = Callable[[], float]
-LiveStatus = Literal["open", "closed", "failed", "connecting"]
+# "elsewhere": another process sharing the database holds the connection's lease and runs it
+LiveStatus = Literal["open", "closed", "failed", "connecting", "elsewhere"]
 
 COLLECTION: Final = "connections"
 COMMANDS: Final = (
@@ -59,6 +60,10 @@ COMMANDS: Final = (
     "connectivity.commands:resetConnectionLogs",
 )
 DRY_RUN_RESULT: Final = "successfully connected + initialized mapper"
+# seconds a process holds a connection's lease without renewing it: how long another process sharing the
+# database waits to take over a connection whose process died
+LEASE_S: Final = 30.0
+ELSEWHERE: Final = "Open in another ditto-compat process that shares this database."
 _PAGE: Final = 200
 # a lost compare-and-set (another process changed the connection) is retried this often
 _ATTEMPTS: Final = 8
@@ -76,6 +81,8 @@ class _Entry:
     details: str | None = None
     retry: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # another process ran it meanwhile, and may have changed, closed or deleted it: read it again before opening
+    stale: bool = False
 
 
 class ConnectionManager:
@@ -88,6 +95,7 @@ class ConnectionManager:
         open_timeout_s: float = 10.0,
         test_timeout_s: float = 15.0,
         backoff_s: tuple[float, float] = (1.0, 60.0),
+        lease_s: float = LEASE_S,
     ) -> None:
         self._store = store
         self._factory = runtime_factory
@@ -99,6 +107,9 @@ class ConnectionManager:
         self._creating = asyncio.Lock()  # creates of one id, and their races with deletes, serialised
         self._instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self._started = False
+        # one process runs a connection: the holder of its lease in the store, renewed every third of it
+        self._lease_s = lease_s
+        self._renewing: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -107,6 +118,7 @@ class ConnectionManager:
         if self._started:
             return
         self._started = True
+        self._renewing = asyncio.create_task(self._renew_leases(), name="connection-leases")
         after: str | None = None
         while True:
             page = await self._store.list_page(COLLECTION, after=after, limit=_PAGE)
@@ -132,6 +144,11 @@ class ConnectionManager:
 
     async def stop(self) -> None:
         """Stop retrying and close every runtime."""
+        renewing, self._renewing = self._renewing, None
+        if renewing is not None:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         entries = list(self._entries.values())
         for entry in entries:
             await self._cancel_retry(entry)
@@ -207,7 +224,7 @@ class ConnectionManager:
             since = iso(entry.since)
             # "unknown" (Ditto's ConnectivityStatus) until the first attempt of a restart has an outcome
             shown = {"failed": "failed", "connecting": "unknown"}.get(entry.live, "closed")
-            failed = shown != "closed"
+            failed = shown != "closed" or entry.live == "elsewhere"
             body["liveStatus"] = shown
             if failed and entry.retry is not None:
                 body["recoveryStatus"] = "ongoing"
@@ -396,11 +413,14 @@ class ConnectionManager:
     # -- runtimes ------------------------------------------------------------------------------------------------
 
     async def _open_or_retry(self, entry: _Entry) -> bool:
-        """One attempt now; on failure, retries in the background (unless no runtime can be built)."""
+        """One attempt now; on failure, retries in the background (unless no runtime can be built). Open in
+        another process counts as open; this one then watches for that process to go."""
         outcome = await self._attempt(entry)
         if outcome == "retry":
             entry.retry = asyncio.create_task(self._keep_opening(entry, first_delay=self._backoff_s[0]))
-        return outcome == "open"
+        elif outcome == "elsewhere":
+            entry.retry = asyncio.create_task(self._keep_opening(entry, first_delay=self._lease_s / 2))
+        return outcome in ("open", "elsewhere")
 
     async def _keep_opening(self, entry: _Entry, first_delay: float) -> None:
         delay = first_delay
@@ -411,14 +431,32 @@ class ConnectionManager:
                 if self._entries.get(entry.connection.id) is not entry:
                     return  # deleted meanwhile
                 outcome = await self._attempt(entry)
-                if outcome != "retry":
+                if outcome in ("open", "failed"):
                     entry.retry = None
                     return
-            delay = min(max(delay * 2, self._backoff_s[0]), self._backoff_s[1])
+            if outcome == "elsewhere":  # ask again before the holder's lease could have run out unnoticed
+                delay = self._lease_s / 2
+            else:
+                delay = min(max(delay * 2, self._backoff_s[0]), self._backoff_s[1])
 
-    async def _attempt(self, entry: _Entry) -> Literal["open", "retry", "failed"]:
+    async def _attempt(self, entry: _Entry) -> Literal["open", "retry", "failed", "elsewhere"]:
         connection = entry.connection
         now = self._clock()
+        try:
+            held = await self._store.hold_lease(_lease(connection.id), self._instance, self._lease_s)
+        except StoreUnavailable as error:
+            self._failed(entry, f"The connection's lease cannot be taken: {error}")
+            return "retry"
+        if not held:
+            if entry.live != "elsewhere":
+                entry.since = now
+            entry.live, entry.details, entry.stale = "elsewhere", ELSEWHERE, True
+            return "elsewhere"
+        if entry.stale:
+            taken = await self._take_over(entry)
+            if taken != "open":
+                return taken
+        connection = entry.connection
         try:
             runtime = self._factory(connection, entry.monitor)
         except DittoError as error:
@@ -440,6 +478,36 @@ class ConnectionManager:
         entry.runtime = runtime
         entry.live, entry.since, entry.details = "open", now, None
         entry.monitor.log("connection", "other", "success", "Connected.", timestamp=iso(now))
+        return "open"
+
+    async def _take_over(self, entry: _Entry) -> Literal["open", "failed", "retry"]:
+        """The process that ran the connection is gone: run it as it is stored now (that process may have
+        changed, closed or deleted it); "failed" when it is no longer to be opened."""
+        connection_id = entry.connection.id
+        try:
+            state = await self._store.get(COLLECTION, connection_id)
+        except StoreUnavailable as error:
+            self._failed(entry, f"The stored connection cannot be read: {error}")
+            return "retry"
+        try:
+            stored = (
+                connection_from_json(state.doc, connection_id) if state and state.doc is not None else None
+            )
+        except DittoError as error:  # stored by a version that accepted what this one refuses
+            self._failed(entry, error.message)
+            stored = None
+        if stored is None or stored.connection_status != "open":
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.release_lease(_lease(connection_id), self._instance)
+            if entry.live != "failed":
+                entry.live, entry.since, entry.details = "closed", self._clock(), None
+            if state is None or state.doc is None:
+                if self._entries.get(connection_id) is entry:
+                    del self._entries[connection_id]  # deleted meanwhile
+            elif stored is not None:
+                entry.connection = stored
+            return "failed"
+        entry.connection, entry.stale = stored, False
         return "open"
 
     def _failed(self, entry: _Entry, details: str) -> None:
@@ -469,6 +537,44 @@ class ConnectionManager:
         except Exception:  # closing must go on for the other connections
             log.exception("closing connection %s failed", entry.connection.id)
         entry.live, entry.since = "closed", self._clock()
+        with contextlib.suppress(StoreUnavailable):  # it runs out by itself otherwise
+            await self._store.release_lease(_lease(entry.connection.id), self._instance)
+
+    async def _renew_leases(self) -> None:
+        """Renew the lease of every connection this process runs; one whose lease went to another process (this
+        one could not renew in time) is closed here and watched like any connection open elsewhere."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            for entry in list(self._entries.values()):
+                if entry.runtime is None:
+                    continue
+                try:
+                    held = await self._store.hold_lease(
+                        _lease(entry.connection.id), self._instance, self._lease_s
+                    )
+                except StoreUnavailable as error:
+                    log.warning("lease of connection %s not renewed: %s", entry.connection.id, error)
+                    continue
+                if held:
+                    continue
+                log.warning(
+                    "connection %s is run by another process now: closing it here", entry.connection.id
+                )
+                async with entry.lock:
+                    runtime, entry.runtime = entry.runtime, None
+                    if runtime is not None:
+                        with contextlib.suppress(Exception):
+                            await runtime.close()
+                    entry.live, entry.since, entry.details = "elsewhere", self._clock(), ELSEWHERE
+                    entry.stale = True
+                    if entry.retry is None:
+                        entry.retry = asyncio.create_task(
+                            self._keep_opening(entry, first_delay=self._lease_s / 2)
+                        )
+
+
+def _lease(connection_id: str) -> str:
+    return f"connection:{connection_id}"
 
 
 def _with_status(connection: Connection, status: str) -> Connection:

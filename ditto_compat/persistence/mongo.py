@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pymongo
@@ -104,6 +104,8 @@ _HIT_PROJECTION: Final = {"_wf": 0, "readers": 0, "readers_v": 0, "policy_id": 0
 # array keys as write conflicts (null keys it does not).
 _NO_READERS: Final[Document] = {"readers": None, "uniform": False, "readers_v": 0}
 _META: Final = "meta"
+# leases of work that one of several processes sharing the database does (ports.Store.hold_lease)
+_LEASES: Final = "leases"
 _WILDCARD_PROJECTION: Final = {
     "doc.policyId": 1,
     "doc.definition": 1,
@@ -467,6 +469,35 @@ class MongoStore:
             return counted, [_hit(d) async for d in cursor]
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB count failed: {exc}") from exc
+
+    def _lease_coll(self) -> AsyncCollection[Document]:
+        if self._client is None:
+            raise StoreUnavailable("MongoDB store is not open")
+        return self._client[self.database][_LEASES]
+
+    async def hold_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """One document per lease, taken with a conditional upsert: when another owner's unexpired lease exists,
+        the filter misses and the upsert collides with its ``_id``. Expiry is by the holders' clocks (processes
+        on hosts whose clocks differ by more than the TTL could both hold it)."""
+        now = datetime.now(UTC)
+        try:
+            doc = await self._lease_coll().find_one_and_update(
+                {"_id": name, "$or": [{"owner": owner}, {"expires": {"$lt": now}}]},
+                {"$set": {"owner": owner, "expires": now + timedelta(seconds=ttl_s)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB lease {name!r} failed: {exc}") from exc
+        return doc is not None and doc.get("owner") == owner
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        try:
+            await self._lease_coll().delete_one({"_id": name, "owner": owner})
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB lease {name!r} failed: {exc}") from exc
 
     async def set_policy_readers(self, readers: Sequence[PolicyReaders]) -> None:
         """Replace the search index of these policies and of their Things, in one transaction."""

@@ -156,6 +156,16 @@ class Store(Protocol):
         """Replace the search index of these policies (after a policy or one of its imports changed)."""
         ...
 
+    async def hold_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` until ``ttl_s`` seconds from now: True when ``owner``
+        holds it (it was free, expired or already its own), False while another owner's lease runs. How one
+        connection is run by one of several processes sharing the database (connectivity/manager.py)."""
+        ...
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up, if ``owner`` holds it."""
+        ...
+
     async def journal(
         self,
         collection: Collection,

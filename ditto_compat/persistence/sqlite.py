@@ -828,6 +828,13 @@ class SqliteStore:
             self._search_local.conn = conn
         return conn
 
+    async def hold_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Always held: one process owns the SQLite file (sqlite_ownership), so nobody else can ask."""
+        return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        return None
+
     async def set_policy_readers(self, readers: Sequence[PolicyReaders]) -> None:
         """Replace the search index of these policies, durably (through the writer, like a commit)."""
         if not readers:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -327,3 +329,51 @@ async def test_without_a_runtime_for_its_type_a_connection_is_failed_but_kept(se
         tested = await client.post(BASE, params={"dry-run": "true"}, json=doc)
         assert tested.status_code == 400
         assert tested.json()["error"] == "connectivity:connection.type.unsupported"
+
+
+@pytest.mark.mongo
+async def test_of_two_processes_on_one_database_one_runs_a_connection(
+    mongo_uri: str, tmp_path: Path, server: LineServer
+) -> None:
+    """Two servers on one MongoDB: the connection runs in the one that holds its lease, the other says so and
+    takes over when the first goes (connectivity/manager.py)."""
+    database = f"t{uuid.uuid4().hex[:12]}"
+
+    def settings_of(name: str) -> Settings:
+        return Settings(
+            data_dir=str(tmp_path / name),
+            mongo_uri=mongo_uri,
+            mongo_database=database,
+            connection_lease_s=1.0,
+        )
+
+    first_runtimes, second_runtimes = TcpRuntimes(), TcpRuntimes()
+    first_process, second_process = AsyncExitStack(), AsyncExitStack()
+    try:
+        first = await first_process.enter_async_context(running(settings_of("first"), first_runtimes))
+        connection_id = (await first.post(BASE, json=definition(server.port))).json()["id"]
+        assert await live_status(first, connection_id) == "open"
+        deleted_id = (await first.post(BASE, json=definition(server.port))).json()["id"]
+        second = await second_process.enter_async_context(running(settings_of("second"), second_runtimes))
+        await asyncio.sleep(2.5)  # longer than the lease: the first renews it, the second keeps asking
+        assert ("open", connection_id) not in second_runtimes.calls
+        status = (await second.get(f"{BASE}/{connection_id}/status")).json()
+        assert status["liveStatus"] == "closed"
+        assert "another ditto-compat process" in status["clientStatus"][0]["statusDetails"]
+        assert first_runtimes.calls.count(("open", connection_id)) == 1
+        # deleted in the first process: the second, which holds it as it was when it started, does not open it
+        assert (await first.delete(f"{BASE}/{deleted_id}")).status_code == 204
+        await asyncio.sleep(1.5)
+        assert ("open", deleted_id) not in second_runtimes.calls
+        assert (await second.get(f"{BASE}/{deleted_id}/status")).status_code == 404
+
+        await first_process.aclose()  # the first process stops (and gives the lease up)
+
+        async def taken_over() -> bool:
+            return await live_status(second, connection_id) == "open"
+
+        await eventually(taken_over, "the second process to take the connection over")
+        assert second_runtimes.calls.count(("open", connection_id)) == 1
+    finally:
+        await first_process.aclose()
+        await second_process.aclose()

@@ -438,3 +438,24 @@ async def test_commit_each_group_is_atomic(store: Store) -> None:
     a = await store.get("things", "org.test:a")
     assert a is not None and (a.revision, a.doc) == (1, {"v": 0})
     assert revisions(await store.journal("things", "org.test:a")) == [1]
+
+
+# -- leases: one of several processes does a piece of work ---------------------------------------------------
+
+
+async def test_a_lease_has_one_holder_until_it_expires_or_is_released(store: Store) -> None:
+    assert await store.hold_lease("connection:a", "p1", 30)
+    assert await store.hold_lease("connection:a", "p1", 30)  # renewed
+    assert await store.hold_lease("connection:b", "p2", 30)  # another lease, another holder
+    if store.name == "sqlite":
+        # one process owns a SQLite file: whoever asks in it holds every lease
+        assert await store.hold_lease("connection:a", "p2", 30)
+        return
+    assert not await store.hold_lease("connection:a", "p2", 30)
+    await store.release_lease("connection:a", "p2")  # not the holder's: no effect
+    assert not await store.hold_lease("connection:a", "p2", 30)
+    await store.release_lease("connection:a", "p1")
+    assert await store.hold_lease("connection:a", "p2", 0.2)
+    await asyncio.sleep(0.4)  # expired: the next one takes it
+    assert await store.hold_lease("connection:a", "p1", 30)
+    assert not await store.hold_lease("connection:a", "p2", 30)

@@ -128,7 +128,22 @@ class ConnectionManager:
                 break
             after = page[-1].entity_id
 
-    def _register_stored(self, state: EntityState) -> None:
+    async def _discover(self) -> None:
+        """Register the stored connections this process does not know (created by another process sharing the
+        database); an open one is then run here only if its lease is free."""
+        after: str | None = None
+        while True:
+            page = await self._store.list_page(COLLECTION, after=after, limit=_PAGE)
+            for state in page:
+                if state.entity_id not in self._entries and state.doc is not None:
+                    async with self._creating:  # not while this process creates the same id
+                        if state.entity_id not in self._entries:
+                            self._register_stored(state, stale=True)
+            if len(page) < _PAGE:
+                return
+            after = page[-1].entity_id
+
+    def _register_stored(self, state: EntityState, *, stale: bool = False) -> None:
         assert state.doc is not None
         try:
             connection = connection_from_json(state.doc, state.entity_id)
@@ -136,7 +151,9 @@ class ConnectionManager:
             # a definition an older version accepted: keep the server up, report it where the API shows it
             log.error("stored connection %s is invalid and stays closed: %s", state.entity_id, error.message)
             return
-        entry = _Entry(connection, ConnectionMonitor(connection.id, clock=self._clock), since=self._clock())
+        entry = _Entry(
+            connection, ConnectionMonitor(connection.id, clock=self._clock), since=self._clock(), stale=stale
+        )
         self._entries[connection.id] = entry
         if connection.connection_status == "open":
             entry.live = "connecting"
@@ -542,9 +559,12 @@ class ConnectionManager:
 
     async def _renew_leases(self) -> None:
         """Renew the lease of every connection this process runs; one whose lease went to another process (this
-        one could not renew in time) is closed here and watched like any connection open elsewhere."""
+        one could not renew in time) is closed here and watched like any connection open elsewhere. Also learn
+        of the connections other processes created since this one started."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
+            with contextlib.suppress(StoreUnavailable):
+                await self._discover()
             for entry in list(self._entries.values()):
                 if entry.runtime is None:
                     continue

@@ -361,6 +361,14 @@ async def test_of_two_processes_on_one_database_one_runs_a_connection(
         assert status["liveStatus"] == "closed"
         assert "another ditto-compat process" in status["clientStatus"][0]["statusDetails"]
         assert first_runtimes.calls.count(("open", connection_id)) == 1
+        # created in the first process after the second started: the second learns of it, and leaves it there
+        later_id = (await first.post(BASE, json=definition(server.port))).json()["id"]
+
+        async def known_in_second() -> bool:
+            r = await second.get(f"{BASE}/{later_id}/status")
+            return r.status_code == 200 and r.json()["liveStatus"] == "closed"
+
+        await eventually(known_in_second, "the second process to learn of the new connection")
         # deleted in the first process: the second, which holds it as it was when it started, does not open it
         assert (await first.delete(f"{BASE}/{deleted_id}")).status_code == 204
         await asyncio.sleep(1.5)
@@ -374,6 +382,11 @@ async def test_of_two_processes_on_one_database_one_runs_a_connection(
 
         await eventually(taken_over, "the second process to take the connection over")
         assert second_runtimes.calls.count(("open", connection_id)) == 1
+
+        async def later_taken_over() -> bool:  # the one it learned of, too
+            return await live_status(second, later_id) == "open"
+
+        await eventually(later_taken_over, "the second process to take the later connection over")
     finally:
         await first_process.aclose()
         await second_process.aclose()

@@ -145,26 +145,22 @@ async def test_telemetry_through_an_ssh_tunnel(
         client.connect("127.0.0.1", mosquitto.port)
         client.loop_start()
         try:
-            payload = modify(thing_id, "/features/thermostat/properties/temperature", 22.0)
-            client.publish(f"tunnel-{run}/device/telemetry", payload, qos=1).wait_for_publish(DEADLINE_S)
 
-            async def applied() -> bool:
-                r = await http.get(f"/api/2/things/{thing_id}/features/thermostat/properties/temperature")
-                return bool(r.status_code == 200 and r.json() == 22.0)
+            async def telemetry_arrives(value: float, what: str) -> None:
+                payload = modify(thing_id, "/features/thermostat/properties/temperature", value)
+                client.publish(f"tunnel-{run}/device/telemetry", payload, qos=1).wait_for_publish(DEADLINE_S)
 
-            await wait_until(applied, "the telemetry to arrive through the tunnel")
+                async def applied() -> bool:
+                    r = await http.get(f"/api/2/things/{thing_id}/features/thermostat/properties/temperature")
+                    return bool(r.status_code == 200 and r.json() == value)
 
+                await wait_until(applied, what)
+
+            await telemetry_arrives(22.0, "the telemetry to arrive through the tunnel")
             # the SSH server drops the tunnel: it is opened again, and telemetry flows again
             for conn in ssh_server.connections:
                 conn.close()
-            payload = modify(thing_id, "/features/thermostat/properties/temperature", 23.0)
-            client.publish(f"tunnel-{run}/device/telemetry", payload, qos=1).wait_for_publish(DEADLINE_S)
-
-            async def applied_again() -> bool:
-                r = await http.get(f"/api/2/things/{thing_id}/features/thermostat/properties/temperature")
-                return bool(r.status_code == 200 and r.json() == 23.0)
-
-            await wait_until(applied_again, "the telemetry to arrive through the reopened tunnel")
+            await telemetry_arrives(23.0, "the telemetry to arrive through the reopened tunnel")
             assert len(ssh_server.forwarded) >= 2
         finally:
             client.loop_stop()

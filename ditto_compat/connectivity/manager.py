@@ -563,34 +563,39 @@ class ConnectionManager:
         of the connections other processes created since this one started."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
-            with contextlib.suppress(StoreUnavailable):
-                await self._discover()
-            for entry in list(self._entries.values()):
-                if entry.runtime is None:
-                    continue
-                try:
-                    held = await self._store.hold_lease(
-                        _lease(entry.connection.id), self._instance, self._lease_s
-                    )
-                except StoreUnavailable as error:
-                    log.warning("lease of connection %s not renewed: %s", entry.connection.id, error)
-                    continue
-                if held:
-                    continue
-                log.warning(
-                    "connection %s is run by another process now: closing it here", entry.connection.id
+            try:
+                await self._renew_round()
+            except Exception:  # a bug must not stop the renewals: other processes would take every connection
+                log.exception("renewing the connection leases failed")
+
+    async def _renew_round(self) -> None:
+        """One round of :meth:`_renew_leases`."""
+        with contextlib.suppress(StoreUnavailable):
+            await self._discover()
+        for entry in list(self._entries.values()):
+            if entry.runtime is None:
+                continue
+            try:
+                held = await self._store.hold_lease(
+                    _lease(entry.connection.id), self._instance, self._lease_s
                 )
-                async with entry.lock:
-                    runtime, entry.runtime = entry.runtime, None
-                    if runtime is not None:
-                        with contextlib.suppress(Exception):
-                            await runtime.close()
-                    entry.live, entry.since, entry.details = "elsewhere", self._clock(), ELSEWHERE
-                    entry.stale = True
-                    if entry.retry is None:
-                        entry.retry = asyncio.create_task(
-                            self._keep_opening(entry, first_delay=self._lease_s / 2)
-                        )
+            except StoreUnavailable as error:
+                log.warning("lease of connection %s not renewed: %s", entry.connection.id, error)
+                continue
+            if held:
+                continue
+            log.warning("connection %s is run by another process now: closing it here", entry.connection.id)
+            async with entry.lock:
+                runtime, entry.runtime = entry.runtime, None
+                if runtime is not None:
+                    with contextlib.suppress(Exception):
+                        await runtime.close()
+                entry.live, entry.since, entry.details = "elsewhere", self._clock(), ELSEWHERE
+                entry.stale = True
+                if entry.retry is None:
+                    entry.retry = asyncio.create_task(
+                        self._keep_opening(entry, first_delay=self._lease_s / 2)
+                    )
 
 
 def _lease(connection_id: str) -> str:

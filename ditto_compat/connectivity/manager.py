@@ -119,18 +119,12 @@ class ConnectionManager:
             return
         self._started = True
         self._renewing = asyncio.create_task(self._renew_leases(), name="connection-leases")
-        after: str | None = None
-        while True:
-            page = await self._store.list_page(COLLECTION, after=after, limit=_PAGE)
-            for state in page:
-                self._register_stored(state)
-            if len(page) < _PAGE:
-                break
-            after = page[-1].entity_id
+        await self._discover(stale=False)
 
-    async def _discover(self) -> None:
-        """Register the stored connections this process does not know (created by another process sharing the
-        database); an open one is then run here only if its lease is free."""
+    async def _discover(self, *, stale: bool = True) -> None:
+        """Register the stored connections this process does not know: all of them at start-up, later those
+        another process sharing the database created (``stale``: read again before opening); an open one is
+        then run here only if its lease is free."""
         after: str | None = None
         while True:
             page = await self._store.list_page(COLLECTION, after=after, limit=_PAGE)
@@ -138,7 +132,7 @@ class ConnectionManager:
                 if state.entity_id not in self._entries and state.doc is not None:
                     async with self._creating:  # not while this process creates the same id
                         if state.entity_id not in self._entries:
-                            self._register_stored(state, stale=True)
+                            self._register_stored(state, stale=stale)
             if len(page) < _PAGE:
                 return
             after = page[-1].entity_id

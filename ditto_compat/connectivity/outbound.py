@@ -284,9 +284,8 @@ class OutboundPipeline:
         """Subject deletion announcements (service/policy_announcements.py) for the target's own subjects, of
         policies in the topic's ``namespaces``, as a ``/ws/2`` session gets them."""
         assert self._announcer is not None
-        queue: asyncio.Queue[str] = asyncio.Queue(
-            TARGET_QUEUE_SIZE
-        )  # a full one: the announcer counts a drop
+        # a full queue: the announcer counts the announcement as dropped
+        queue: asyncio.Queue[str] = asyncio.Queue(TARGET_QUEUE_SIZE)
         key = object()
         self._announcement_keys.append(key)
         self._announcer.add(key, route.target.authorization_context, topic.namespaces, queue.put_nowait)

@@ -1112,10 +1112,9 @@ class SqliteStore:
             outcomes.append(None)
             written.extend(group)
             removed, changed = _net_index_delta(group)
-            deletes.extend((self._path_id(conn, keys), value, n) for keys, value in removed)
-            upserts.extend(
-                (self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()
-            )
+            thing_deletes, thing_upserts = self._index_rows(conn, n, removed, changed)
+            deletes += thing_deletes
+            upserts += thing_upserts
         sqlite_bulk.delete_values(conn, deletes)
         sqlite_bulk.upsert_values(conn, upserts)
         sqlite_bulk.insert_events(conn, [(w.collection, w.entity_id, w.revision, w.event) for w in written])
@@ -1253,10 +1252,17 @@ class SqliteStore:
     def _write_index(
         self, conn: sqlite3.Connection, n: int, removed: list[tuple[Pointer, Any]], changed: IndexEntries
     ) -> None:
-        sqlite_bulk.delete_values(conn, [(self._path_id(conn, keys), value, n) for keys, value in removed])
-        sqlite_bulk.upsert_values(
-            conn, [(self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()]
-        )
+        deletes, upserts = self._index_rows(conn, n, removed, changed)
+        sqlite_bulk.delete_values(conn, deletes)
+        sqlite_bulk.upsert_values(conn, upserts)
+
+    def _index_rows(
+        self, conn: sqlite3.Connection, n: int, removed: list[tuple[Pointer, Any]], changed: IndexEntries
+    ) -> tuple[list[tuple[int, Any, int]], list[tuple[int, Any, int, int]]]:
+        """The search_values rows of Thing ``n`` to delete and to upsert (sqlite_bulk's row shapes)."""
+        deletes = [(self._path_id(conn, keys), value, n) for keys, value in removed]
+        upserts = [(self._path_id(conn, keys), value, n, kind) for (keys, value), kind in changed.items()]
+        return deletes, upserts
 
     def _path_id(self, conn: sqlite3.Connection, keys: Pointer) -> int:
         known = self._paths.get(keys)

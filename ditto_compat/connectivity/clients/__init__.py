@@ -5,9 +5,10 @@ Broker libraries are imported only when a connection of their type is opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ditto_compat.connectivity.clients.base import ClientAdapter
+from ditto_compat.connectivity.clients.ssh_tunnel import TunnelledClient, tunnel_settings
 from ditto_compat.connectivity.errors import ConnectionTypeUnsupported
 from ditto_compat.connectivity.external import ExternalMessage
 from ditto_compat.connectivity.model import Connection
@@ -29,14 +30,8 @@ def create_client(
         return _direct_client(through, on_expired=on_expired, oauth2_allow_http=oauth2_allow_http)
 
     client = direct(connection)  # refuses an unsupported type before any tunnel is opened
-    tunnel = connection.extra.get("sshTunnel")
-    if isinstance(tunnel, Mapping) and tunnel.get("enabled") is True:
-        from ditto_compat.connectivity.clients.ssh_tunnel import TunnelledClient, tunnel_settings
-
-        settings = tunnel_settings(connection)
-        assert settings is not None
-        return TunnelledClient(connection, settings, direct)
-    return client
+    tunnel = tunnel_settings(connection)
+    return client if tunnel is None else TunnelledClient(connection, tunnel, direct)
 
 
 def _direct_client(

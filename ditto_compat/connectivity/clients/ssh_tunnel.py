@@ -102,18 +102,23 @@ def fingerprints(public_blob: bytes) -> set[str]:
     return out
 
 
-def _through(connection: Connection, local_port: int) -> tuple[Connection, str, int]:
-    """The connection as its client sees it (URI host and port: the tunnel's local end) and the remote end."""
+def _broker(connection: Connection) -> tuple[str, int]:
+    """The host and port the tunnel forwards to: those of the connection's URI."""
     uri = urlsplit(connection.uri)
     if not uri.hostname:
         raise ConnectionFailed(f"The connection URI has no host: {connection.uri!r}")
     port = uri.port or _DEFAULT_PORTS.get(uri.scheme.lower())
     if port is None:
         raise ConnectionFailed(f"The connection URI names no port: {connection.uri!r}")
+    return uri.hostname, port
+
+
+def _through(connection: Connection, local_port: int) -> Connection:
+    """The connection as its client sees it: its URI's host and port are the tunnel's local end."""
+    uri = urlsplit(connection.uri)
     userinfo = uri.netloc.rpartition("@")[0]
     netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{local_port}"
-    local = urlunsplit((uri.scheme, netloc, uri.path, uri.query, uri.fragment))
-    return replace(connection, uri=local), uri.hostname, port
+    return replace(connection, uri=urlunsplit((uri.scheme, netloc, uri.path, uri.query, uri.fragment)))
 
 
 class TunnelledClient:
@@ -138,16 +143,16 @@ class TunnelledClient:
             return self._inner.status()
         return ClientStatus("failed", self._failure) if self._failure else ClientStatus("closed")
 
-    async def _open_tunnel(self, local_port: int = 0) -> Connection:
+    async def _open_tunnel(self, local_port: int = 0) -> int:
         """Connect to the SSH server and forward ``local_port`` (0: any free one) to the broker; returns the
-        connection as the broker client sees it."""
+        local port."""
         with warnings.catch_warnings():  # asyncssh still names DSA keys, which cryptography deprecates
             warnings.simplefilter("ignore")
             import asyncssh
 
         settings = self._settings
         known_hosts = settings.known_hosts
-        _, host, port = _through(self.connection, 0)  # the broker's end, checked before anything is opened
+        host, port = _broker(self.connection)  # checked before anything is opened
 
         class _Client(asyncssh.SSHClient):
             def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
@@ -173,22 +178,21 @@ class TunnelledClient:
             ssh.close()
             raise self._failed(f"The SSH tunnel cannot forward to the broker: {error}") from None
         self._ssh = ssh
-        return _through(self.connection, listener.get_port())[0]
+        return int(listener.get_port())
 
     def _failed(self, reason: str) -> ConnectionFailed:
         self._failure = reason
         return ConnectionFailed(reason)
 
     async def connect(self, handler: InboundHandler) -> None:
-        tunnelled = await self._open_tunnel()
+        local_port = await self._open_tunnel()
         self._failure = None
-        self._inner = self._make_client(tunnelled)
+        self._inner = self._make_client(_through(self.connection, local_port))
         try:
             await self._inner.connect(handler)
         except BaseException:
             await self.close()
             raise
-        local_port = urlsplit(tunnelled.uri).port or 0
         self._keeper = asyncio.create_task(self._keep_tunnel(local_port), name="ssh-tunnel")
 
     async def _keep_tunnel(self, local_port: int) -> None:
@@ -213,9 +217,9 @@ class TunnelledClient:
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
     async def test(self) -> None:
-        tunnelled = await self._open_tunnel()
+        local_port = await self._open_tunnel()
         try:
-            await self._make_client(tunnelled).test()
+            await self._make_client(_through(self.connection, local_port)).test()
         finally:
             await self._close_tunnel()
 
